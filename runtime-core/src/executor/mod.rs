@@ -1,0 +1,289 @@
+//! The pipeline executor: turns a validated manifest into running node tasks.
+//!
+//! Each node instance runs as its own task. Edges are bounded channels, so a slow node
+//! backpressures everything upstream of it down to `send_input` — nothing is dropped.
+//! Fan-out clones the item (a reference-count bump for audio and binary payloads), fan-in
+//! interleaves the upstream channels into one. Closing the input lets every source drain,
+//! flush and close its outputs, which cascades through the graph.
+//!
+//! Quiescence: the session counts items in flight (queued on an edge, being processed, or
+//! waiting for the client). An item a node consumes is released only after everything it
+//! produced has been counted, so the count reaching zero means every input sent so far has
+//! been fully processed and its outputs taken — what
+//! [`PipelineSession::recv_output`] waits for.
+
+mod metrics;
+mod node_task;
+mod session;
+
+pub use metrics::NodeMetricsSnapshot;
+pub use session::PipelineSession;
+
+use crate::data::RuntimeData;
+use crate::error::Error;
+use crate::manifest::{Manifest, PipelineGraph};
+use crate::nodes::registry::{NodeRegistry, NodeSpec, ResolvedNode};
+use crate::nodes::{NodeContext, NodeExecutor};
+use crate::runtime::Spawner;
+use crate::transport::TransportData;
+use crate::Result;
+use metrics::NodeMetrics;
+use node_task::NodeTask;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Tunables of the executor.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Capacity of every edge channel and of the output channel (items).
+    pub channel_capacity: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 64,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    error: Option<Error>,
+    input_closed: bool,
+    finished: bool,
+}
+
+/// State shared by a session's handle and its node tasks.
+pub(crate) struct SessionShared {
+    pub(crate) session_id: String,
+    /// Items in flight: on an edge, inside a node, or waiting in the output channel.
+    pending: AtomicUsize,
+    running_tasks: AtomicUsize,
+    next_sequence: AtomicU64,
+    changed: Notify,
+    state: Mutex<SessionState>,
+    /// Senders into the source nodes; `None` once input is closed.
+    inputs: Mutex<Option<Vec<mpsc::Sender<RuntimeData>>>>,
+    cancel: watch::Sender<bool>,
+    metrics: Vec<Arc<NodeMetrics>>,
+}
+
+impl SessionShared {
+    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        // A poisoned lock only means a panic elsewhere; the state itself stays consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add_pending(&self, n: usize) {
+        self.pending.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub(crate) fn release_pending(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn output_ready(&self) {
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn next_sequence(&self) -> u64 {
+        self.next_sequence.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state().finished
+    }
+
+    pub(crate) fn is_failed(&self) -> bool {
+        self.state().error.is_some()
+    }
+
+    /// Records the first failure, stops every task and closes the input.
+    pub(crate) fn fail(&self, error: Error) {
+        {
+            let mut state = self.state();
+            if state.error.is_none() {
+                tracing::warn!(session_id = %self.session_id, %error, "session failed");
+                state.error = Some(error);
+            }
+        }
+        self.close_input();
+        let _ = self.cancel.send(true);
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn close_input(&self) {
+        let senders = self.inputs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(senders);
+        self.state().input_closed = true;
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn task_finished(&self) {
+        if self.running_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state().finished = true;
+            self.changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn metrics_snapshot(&self) -> Vec<NodeMetricsSnapshot> {
+        self.metrics.iter().map(|m| m.snapshot()).collect()
+    }
+}
+
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(1);
+
+fn new_session_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
+    // A per-process random salt keeps ids from different processes apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(n);
+    format!("session-{n}-{:08x}", hasher.finish() as u32)
+}
+
+/// Instantiates, initializes and starts a manifest's nodes; returns the session handle.
+pub(crate) async fn start_session(
+    registry: &NodeRegistry,
+    spawner: &Arc<dyn Spawner>,
+    config: &ExecutorConfig,
+    manifest: &Manifest,
+) -> Result<PipelineSession> {
+    registry.validate(manifest)?;
+    let graph = PipelineGraph::build(manifest)?;
+    let session_id = new_session_id();
+    let n = manifest.nodes.len();
+
+    // Create every instance before starting any, so a bad node fails the whole start.
+    let mut executors: Vec<Box<dyn NodeExecutor>> = Vec::with_capacity(n);
+    let mut contexts: Vec<NodeContext> = Vec::with_capacity(n);
+    for node in &manifest.nodes {
+        let resolved = registry.resolve(node)?;
+        let (executor, params) = match resolved {
+            ResolvedNode::Rust { factory, params } => {
+                let executor = factory
+                    .create(params.clone())
+                    .map_err(|e| init_error(e, &node.id, &node.node_type))?;
+                (executor, params)
+            }
+            ResolvedNode::Backend { backend } => {
+                let spec = NodeSpec {
+                    session_id: session_id.clone(),
+                    node: node.clone(),
+                };
+                let executor = backend
+                    .create_node(spec)
+                    .await
+                    .map_err(|e| init_error(e, &node.id, &node.node_type))?;
+                (executor, node.params.clone())
+            }
+        };
+        executors.push(executor);
+        contexts.push(NodeContext {
+            node_id: node.id.clone(),
+            node_type: node.node_type.clone(),
+            session_id: session_id.clone(),
+            params,
+        });
+    }
+    for i in 0..n {
+        if let Err(e) = executors[i].initialize(&contexts[i]).await {
+            for executor in executors.iter_mut().take(i) {
+                let _ = executor.cleanup().await;
+            }
+            return Err(init_error(e, &contexts[i].node_id, &contexts[i].node_type));
+        }
+    }
+
+    let capacity = config.channel_capacity.max(1);
+    let mut senders = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = mpsc::channel::<RuntimeData>(capacity);
+        senders.push(tx);
+        receivers.push(Some(rx));
+    }
+    let (output_tx, output_rx) = mpsc::channel::<TransportData>(capacity);
+    let (cancel, _) = watch::channel(false);
+    let metrics: Vec<Arc<NodeMetrics>> = contexts
+        .iter()
+        .map(|c| Arc::new(NodeMetrics::new(&c.node_id, &c.node_type)))
+        .collect();
+    let inputs: Vec<mpsc::Sender<RuntimeData>> =
+        graph.sources.iter().map(|&s| senders[s].clone()).collect();
+
+    let shared = Arc::new(SessionShared {
+        session_id: session_id.clone(),
+        pending: AtomicUsize::new(0),
+        running_tasks: AtomicUsize::new(n),
+        next_sequence: AtomicU64::new(0),
+        changed: Notify::new(),
+        state: Mutex::new(SessionState::default()),
+        inputs: Mutex::new(Some(inputs)),
+        cancel,
+        metrics: metrics.clone(),
+    });
+
+    let mut tasks = Vec::with_capacity(n);
+    for (i, executor) in executors.into_iter().enumerate() {
+        let downstream: Vec<mpsc::Sender<RuntimeData>> = graph.downstream[i]
+            .iter()
+            .map(|&d| senders[d].clone())
+            .collect();
+        let to_client = downstream.is_empty().then(|| output_tx.clone());
+        let Some(input) = receivers[i].take() else {
+            continue;
+        };
+        tasks.push(NodeTask {
+            node_id: Arc::from(contexts[i].node_id.as_str()),
+            node_type: contexts[i].node_type.clone(),
+            executor,
+            input,
+            downstream,
+            to_client,
+            shared: Arc::clone(&shared),
+            metrics: Arc::clone(&metrics[i]),
+            cancel: shared.cancel.subscribe(),
+        });
+    }
+    drop(senders);
+    drop(output_tx);
+
+    for task in tasks {
+        if let Err(e) = spawner.spawn(Box::pin(task.run())) {
+            shared.fail(e.clone());
+            return Err(e);
+        }
+    }
+    tracing::debug!(%session_id, nodes = n, "session started");
+    Ok(PipelineSession::new(shared, output_rx))
+}
+
+/// Attaches the node id to errors raised while creating or initializing a node.
+fn init_error(error: Error, node_id: &str, node_type: &str) -> Error {
+    match error {
+        Error::InvalidParam {
+            node_id: id,
+            node_type: t,
+            param,
+            problem,
+        } => Error::InvalidParam {
+            node_id: if id.is_empty() { node_id.to_owned() } else { id },
+            node_type: if t.is_empty() { node_type.to_owned() } else { t },
+            param,
+            problem,
+        },
+        e @ (Error::NodeInit { .. }
+        | Error::NoExecutorBackend { .. }
+        | Error::UnknownNodeType { .. }) => e,
+        other => Error::NodeInit {
+            node_id: node_id.to_owned(),
+            node_type: node_type.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}

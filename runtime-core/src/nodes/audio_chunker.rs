@@ -1,0 +1,236 @@
+//! `AudioChunkerNode`: re-frames audio into fixed-size chunks.
+
+use super::builtin::{int_param, BuiltinFactory};
+use super::schema::ParamsSchema;
+use super::{Node, Outputs};
+use crate::data::{AudioSamples, RuntimeData};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Re-frames audio into chunks of exactly `chunk_size` frames.
+///
+/// Multichannel audio stays frame-aligned; the concatenation of all outputs equals the
+/// concatenation of all inputs bit for bit; each chunk's `timestamp_us` is the media time
+/// of its first frame. Streams with different `stream_id`s are chunked independently. At
+/// end of stream (or when a stream changes sample rate or channel count) the remainder is
+/// emitted as a shorter chunk. Whole chunks inside one input are emitted as views of the
+/// input buffer, without copying. Other data types pass through.
+#[derive(Debug, Clone)]
+pub struct AudioChunkerNode {
+    chunk_size: usize,
+    streams: Vec<StreamBuffer>,
+}
+
+#[derive(Debug, Clone)]
+struct StreamBuffer {
+    stream_id: Option<Arc<str>>,
+    sample_rate: u32,
+    channels: u16,
+    /// Interleaved samples not yet emitted (always whole frames, fewer than a chunk).
+    pending: Vec<f32>,
+    /// Media time of the first pending frame.
+    pending_timestamp_us: u64,
+}
+
+fn frames_to_us(frames: usize, sample_rate: u32) -> u64 {
+    (frames as u128 * 1_000_000 / u128::from(sample_rate.max(1))) as u64
+}
+
+impl AudioChunkerNode {
+    /// A chunker emitting `chunk_size` frames per chunk (at least 1).
+    pub fn new(chunk_size: usize) -> Self {
+        Self {
+            chunk_size: chunk_size.max(1),
+            streams: Vec::new(),
+        }
+    }
+
+    /// Frames per emitted chunk.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    fn schema() -> ParamsSchema {
+        ParamsSchema::new().integer(
+            "chunk_size",
+            Some(512),
+            1,
+            1_048_576,
+            "frames (samples per channel) per output chunk",
+        )
+    }
+
+    fn emit_pending(buffer: &mut StreamBuffer, outputs: &mut Outputs) {
+        if buffer.pending.is_empty() {
+            return;
+        }
+        let frames = buffer.pending.len() / usize::from(buffer.channels);
+        outputs.push(RuntimeData::Audio {
+            samples: AudioSamples::from(std::mem::take(&mut buffer.pending)),
+            sample_rate: buffer.sample_rate,
+            channels: buffer.channels,
+            stream_id: buffer.stream_id.clone(),
+            timestamp_us: buffer.pending_timestamp_us,
+        });
+        buffer.pending_timestamp_us += frames_to_us(frames, buffer.sample_rate);
+    }
+}
+
+impl Default for AudioChunkerNode {
+    fn default() -> Self {
+        Self::new(512)
+    }
+}
+
+impl Node for AudioChunkerNode {
+    fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
+        let RuntimeData::Audio {
+            samples,
+            sample_rate,
+            channels,
+            stream_id,
+            timestamp_us,
+        } = input
+        else {
+            outputs.push(input);
+            return Ok(());
+        };
+        if channels == 0 || sample_rate == 0 {
+            return Err(Error::node(format!(
+                "audio with {channels} channels at {sample_rate} Hz cannot be chunked"
+            )));
+        }
+        let ch = usize::from(channels);
+        if samples.len() % ch != 0 {
+            return Err(Error::node(format!(
+                "audio has {} samples, not a whole number of {channels}-channel frames",
+                samples.len()
+            )));
+        }
+
+        let index = match self.streams.iter().position(|s| s.stream_id == stream_id) {
+            Some(i) => i,
+            None => {
+                self.streams.push(StreamBuffer {
+                    stream_id: stream_id.clone(),
+                    sample_rate,
+                    channels,
+                    pending: Vec::new(),
+                    pending_timestamp_us: timestamp_us,
+                });
+                self.streams.len() - 1
+            }
+        };
+        let chunk_samples = self.chunk_size * ch;
+        let buffer = &mut self.streams[index];
+        if buffer.sample_rate != sample_rate || buffer.channels != channels {
+            Self::emit_pending(buffer, outputs);
+            buffer.sample_rate = sample_rate;
+            buffer.channels = channels;
+        }
+        if buffer.pending.is_empty() {
+            buffer.pending_timestamp_us = timestamp_us;
+        }
+
+        let mut offset = 0;
+        // Complete the partial chunk first.
+        if !buffer.pending.is_empty() {
+            let take = (chunk_samples - buffer.pending.len()).min(samples.len());
+            buffer.pending.extend_from_slice(&samples[..take]);
+            offset = take;
+            if buffer.pending.len() == chunk_samples {
+                Self::emit_pending(buffer, outputs);
+            }
+        }
+        // Whole chunks straight out of the input buffer.
+        while samples.len() - offset >= chunk_samples {
+            outputs.push(RuntimeData::Audio {
+                samples: samples.slice(offset..offset + chunk_samples),
+                sample_rate,
+                channels,
+                stream_id: stream_id.clone(),
+                timestamp_us: timestamp_us + frames_to_us(offset / ch, sample_rate),
+            });
+            offset += chunk_samples;
+        }
+        if offset < samples.len() {
+            if buffer.pending.is_empty() {
+                buffer.pending_timestamp_us = timestamp_us + frames_to_us(offset / ch, sample_rate);
+            }
+            buffer.pending.extend_from_slice(&samples[offset..]);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        for buffer in &mut self.streams {
+            Self::emit_pending(buffer, outputs);
+        }
+        self.streams.clear();
+        Ok(())
+    }
+
+    fn params_schema() -> Option<ParamsSchema> {
+        Some(Self::schema())
+    }
+}
+
+pub(crate) fn factory() -> BuiltinFactory {
+    BuiltinFactory {
+        name: "AudioChunkerNode",
+        aliases: &[],
+        description: "re-frames audio into chunks of exactly chunk_size frames",
+        schema: AudioChunkerNode::schema,
+        build: |params| {
+            Ok(Box::new(AudioChunkerNode::new(
+                int_param(params, "chunk_size", 512) as usize,
+            )))
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio(samples: Vec<f32>, channels: u16, ts: u64) -> RuntimeData {
+        RuntimeData::Audio {
+            samples: samples.into(),
+            sample_rate: 1000,
+            channels,
+            stream_id: Some("audio:0".into()),
+            timestamp_us: ts,
+        }
+    }
+
+    #[test]
+    fn concatenation_is_bit_exact_and_stereo_stays_aligned() {
+        let mut node = AudioChunkerNode::new(3);
+        let mut out = Outputs::new();
+        let input: Vec<f32> = (0..26).map(|i| i as f32 * 0.01).collect();
+        node.process(audio(input[..10].to_vec(), 2, 0), &mut out).expect("ok");
+        node.process(audio(input[10..26].to_vec(), 2, 5000), &mut out).expect("ok");
+        node.flush(&mut out).expect("ok");
+        let chunks = out.into_vec();
+        let mut joined = Vec::new();
+        let mut timestamps = Vec::new();
+        for c in &chunks {
+            let RuntimeData::Audio { samples, timestamp_us, .. } = c else { panic!("audio") };
+            joined.extend_from_slice(samples);
+            timestamps.push(*timestamp_us);
+        }
+        assert_eq!(joined, input);
+        let sizes: Vec<usize> = chunks.iter().filter_map(RuntimeData::audio_frames).collect();
+        assert_eq!(sizes, [3, 3, 3, 3, 1]);
+        assert_eq!(timestamps, [0, 3000, 6000, 9000, 12000]);
+    }
+
+    #[test]
+    fn ragged_stereo_input_is_an_error() {
+        let mut node = AudioChunkerNode::new(3);
+        let err = node
+            .process(audio(vec![0.0; 5], 2, 0), &mut Outputs::new())
+            .unwrap_err();
+        assert!(err.to_string().contains("5 samples"), "{err}");
+    }
+}

@@ -1,0 +1,211 @@
+//! Nodes: the units of work in a pipeline, and the built-in node catalog.
+//!
+//! # The node traits
+//!
+//! There are two levels, and every node in the runtime ends up behind the second:
+//!
+//! - [`Node`] — a native node written in Rust. Synchronous: it receives one
+//!   [`RuntimeData`] at a time and pushes zero, one or many results into [`Outputs`]. It
+//!   keeps whatever state it needs in `self` (one instance per session), and
+//!   [`flush`](Node::flush) is called once at end of stream so buffering nodes emit their
+//!   tail. Nodes that take params declare them with [`Node::params_schema`].
+//! - [`NodeExecutor`] — what the executor drives: async, with `initialize` / `process` /
+//!   `flush` / `cleanup`. [`RustNodeExecutor`] adapts a [`Node`]; out-of-process backends
+//!   (Python in child processes, containers) implement it directly.
+//!
+//! ```
+//! use remotemedia_runtime_core::data::RuntimeData;
+//! use remotemedia_runtime_core::nodes::{Node, Outputs};
+//!
+//! /// Upper-cases text; passes other data through.
+//! #[derive(Default)]
+//! struct Shout;
+//!
+//! impl Node for Shout {
+//!     fn process(&mut self, input: RuntimeData, out: &mut Outputs) -> remotemedia_runtime_core::Result<()> {
+//!         match input {
+//!             RuntimeData::Text(t) => out.push(RuntimeData::Text(t.to_uppercase())),
+//!             other => out.push(other),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! Register node types with a [`registry::NodeRegistry`] (or the `register_*` macros) and
+//! hand the registry to a [`PipelineRunner`](crate::transport::PipelineRunner).
+
+mod audio_chunker;
+mod builtin;
+mod calculator;
+mod passthrough;
+pub mod registry;
+pub mod schema;
+mod text_collector;
+
+pub use audio_chunker::AudioChunkerNode;
+pub use calculator::CalculatorNode;
+pub use passthrough::PassThroughNode;
+pub use text_collector::TextCollectorNode;
+
+use crate::data::RuntimeData;
+use crate::Result;
+use async_trait::async_trait;
+use schema::ParamsSchema;
+
+/// Where a node pushes its results. The executor forwards them, in order, to every
+/// downstream node (or to the client, for a sink node).
+#[derive(Debug, Default)]
+pub struct Outputs {
+    items: Vec<RuntimeData>,
+}
+
+impl Outputs {
+    /// An empty output buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Emits one item.
+    pub fn push(&mut self, data: RuntimeData) {
+        self.items.push(data);
+    }
+
+    /// Number of items emitted so far.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing has been emitted.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Takes the emitted items out, leaving the buffer empty (and its capacity for reuse).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, RuntimeData> {
+        self.items.drain(..)
+    }
+
+    /// Consumes the buffer into its items.
+    pub fn into_vec(self) -> Vec<RuntimeData> {
+        self.items
+    }
+}
+
+/// A native node: synchronous, one instance per session.
+///
+/// The executor calls [`process`](Node::process) for every input in arrival order and
+/// [`flush`](Node::flush) exactly once after the last input (end of stream). A returned
+/// error (or a panic) ends the session with an error naming the node. Data types a node
+/// does not handle should be pushed through unchanged.
+pub trait Node: Send + 'static {
+    /// Handles one input, pushing any number of results.
+    fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()>;
+
+    /// Called once at end of stream: push whatever is still buffered.
+    fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        let _ = outputs;
+        Ok(())
+    }
+
+    /// The params this node type takes; `None` accepts any params unchecked.
+    fn params_schema() -> Option<ParamsSchema>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Where and as what a node instance runs; handed to [`NodeExecutor::initialize`].
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    /// The node's id in the manifest.
+    pub node_id: String,
+    /// The node's type.
+    pub node_type: String,
+    /// The session the instance belongs to.
+    pub session_id: String,
+    /// The node's (normalized) params.
+    pub params: serde_json::Value,
+}
+
+/// A node as the executor drives it. Implement this directly for nodes that are async or
+/// live outside the process; wrap a [`Node`] in [`RustNodeExecutor`] otherwise.
+///
+/// Lifecycle per session: `initialize` once → `process` per input → `flush` once at end of
+/// stream → `cleanup` once (also after a failure, when possible).
+#[async_trait]
+pub trait NodeExecutor: Send {
+    /// The node's type name.
+    fn node_type(&self) -> &str;
+
+    /// Prepares the instance (load a model, start a process). Errors abort session start.
+    async fn initialize(&mut self, ctx: &NodeContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Handles one input.
+    async fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()>;
+
+    /// End of stream: emit what is buffered.
+    async fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        let _ = outputs;
+        Ok(())
+    }
+
+    /// Releases resources.
+    async fn cleanup(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The synchronous node behind this executor, if there is one. The executor calls it
+    /// directly, skipping the async machinery on the hot path.
+    fn as_sync_node(&mut self) -> Option<&mut dyn Node> {
+        None
+    }
+}
+
+/// Adapts a native [`Node`] to [`NodeExecutor`].
+pub struct RustNodeExecutor {
+    node_type: String,
+    handler: Box<dyn Node>,
+}
+
+impl RustNodeExecutor {
+    /// Wraps `handler` as a node of type `node_type`.
+    pub fn new(node_type: impl Into<String>, handler: Box<dyn Node>) -> Self {
+        Self {
+            node_type: node_type.into(),
+            handler,
+        }
+    }
+}
+
+impl std::fmt::Debug for RustNodeExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RustNodeExecutor")
+            .field("node_type", &self.node_type)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl NodeExecutor for RustNodeExecutor {
+    fn node_type(&self) -> &str {
+        &self.node_type
+    }
+
+    async fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
+        self.handler.process(input, outputs)
+    }
+
+    async fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        self.handler.flush(outputs)
+    }
+
+    fn as_sync_node(&mut self) -> Option<&mut dyn Node> {
+        Some(self.handler.as_mut())
+    }
+}
