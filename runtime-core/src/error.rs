@@ -122,7 +122,10 @@ pub enum Error {
     },
 
     /// A node's type is not registered.
-    #[error("node '{node_id}': unknown node type '{node_type}'{}", suggestion_text(suggestion))]
+    #[error(
+        "node '{node_id}': unknown node type '{node_type}'{}",
+        suggestion_text(suggestion)
+    )]
     UnknownNodeType {
         /// The node's id.
         node_id: String,
@@ -142,7 +145,7 @@ pub enum Error {
         /// The param's name as written in the manifest.
         param: String,
         /// What is wrong with it.
-        problem: ParamProblem,
+        problem: Box<ParamProblem>,
     },
 
     /// A node needs an out-of-process executor that nobody registered.

@@ -16,9 +16,9 @@ const json: &str = r#"{
 mod direct_execution {
     use super::json;
     // --- README: "Direct Pipeline Execution" (verbatim) ---
-    use remotemedia_runtime_core::transport::{PipelineRunner, TransportData};
     use remotemedia_runtime_core::data::RuntimeData;
     use remotemedia_runtime_core::manifest::Manifest;
+    use remotemedia_runtime_core::transport::{PipelineRunner, TransportData};
     use std::sync::Arc;
 
     #[tokio::main]
@@ -99,7 +99,9 @@ mod streaming {
 
 #[tokio::test]
 async fn readme_streaming_loop_neither_hangs_nor_misses_outputs() {
-    streaming::run().await.expect("the README's streaming loop succeeds");
+    streaming::run()
+        .await
+        .expect("the README's streaming loop succeeds");
     // 10 x 320 frames re-chunked by 160, every chunk received inside the loop.
     assert_eq!(
         streaming::OUTPUT_FRAMES.load(std::sync::atomic::Ordering::SeqCst),
@@ -114,8 +116,8 @@ mod custom_transport {
     use std::sync::Arc;
 
     // --- README: "Creating a Custom Transport" (verbatim) ---
-    use remotemedia_runtime_core::transport::PipelineTransport;
     use async_trait::async_trait;
+    use remotemedia_runtime_core::transport::PipelineTransport;
 
     pub struct MyTransport {
         runner: PipelineRunner,
@@ -123,15 +125,15 @@ mod custom_transport {
 
     #[async_trait]
     impl PipelineTransport for MyTransport {
-        async fn execute(&self, manifest: Arc<Manifest>, input: TransportData)
-            -> Result<TransportData>
-        {
+        async fn execute(
+            &self,
+            manifest: Arc<Manifest>,
+            input: TransportData,
+        ) -> Result<TransportData> {
             self.runner.execute_unary(manifest, input).await
         }
 
-        async fn stream(&self, manifest: Arc<Manifest>)
-            -> Result<Box<dyn StreamSession>>
-        {
+        async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>> {
             Ok(Box::new(self.runner.create_stream_session(manifest).await?))
         }
     }
@@ -156,7 +158,10 @@ async fn readme_custom_transport_executes_and_streams() {
     let transport = custom_transport::MyTransport::new();
     let manifest = Arc::new(Manifest::from_json(json).expect("valid manifest"));
     let out = transport
-        .execute(Arc::clone(&manifest), TransportData::new(RuntimeData::Text("hi".into())))
+        .execute(
+            Arc::clone(&manifest),
+            TransportData::new(RuntimeData::Text("hi".into())),
+        )
         .await
         .expect("unary");
     assert_eq!(out.data, RuntimeData::Text("hi".into()));
@@ -167,7 +172,11 @@ async fn readme_custom_transport_executes_and_streams() {
         .send_input(TransportData::new(RuntimeData::Text("one".into())))
         .await
         .expect("send");
-    let got = session.recv_output().await.expect("recv").expect("an output");
+    let got = session
+        .recv_output()
+        .await
+        .expect("recv")
+        .expect("an output");
     assert_eq!(got.data, RuntimeData::Text("one".into()));
     assert!(session.recv_output().await.expect("recv").is_none());
     session.close().await.expect("close");
@@ -195,11 +204,10 @@ mod registration {
         register_python_node!(registry, "OmniASRNode");
 
         // Register multiple Python nodes in batch
-        register_python_nodes!(registry, [
-            "KokoroTTSNode",
-            "SimplePyTorchNode",
-            "AudioEnhancerNode",
-        ]);
+        register_python_nodes!(
+            registry,
+            ["KokoroTTSNode", "SimplePyTorchNode", "AudioEnhancerNode",]
+        );
 
         // Register Rust node with Default trait
         use remotemedia_runtime_core::register_rust_node_default;
@@ -248,13 +256,15 @@ async fn readme_registration_fills_the_registry_the_runner_uses() {
         )
         .await
         .expect("runs");
-    let frames: Vec<usize> = outputs.iter().filter_map(|o| o.data.audio_frames()).collect();
+    let frames: Vec<usize> = outputs
+        .iter()
+        .filter_map(|o| o.data.audio_frames())
+        .collect();
     assert_eq!(frames, [4, 4, 2]);
 
     // Python types resolve through a backend; none is registered here.
-    let python = Arc::new(
-        Manifest::from_yaml("nodes: [{id: asr, node_type: OmniASRNode}]").expect("valid"),
-    );
+    let python =
+        Arc::new(Manifest::from_yaml("nodes: [{id: asr, node_type: OmniASRNode}]").expect("valid"));
     let err = runner
         .execute_unary(python, TransportData::new(RuntimeData::Text("x".into())))
         .await
@@ -281,7 +291,9 @@ mod migration {
 
     impl Default for MyNode {
         fn default() -> Self {
-            Self { suffix: "!".to_owned() }
+            Self {
+                suffix: "!".to_owned(),
+            }
         }
     }
 
@@ -314,7 +326,9 @@ mod migration {
             let handler = MyNode::new(params)?;
             Ok(Box::new(RustNodeExecutor::new("MyNode", Box::new(handler))))
         }
-        fn node_type(&self) -> &str { "MyNode" }
+        fn node_type(&self) -> &str {
+            "MyNode"
+        }
     }
     // --- end ---
 
@@ -342,8 +356,10 @@ async fn readme_old_and_new_registration_apis_build_the_same_node() {
     use std::sync::Arc;
 
     let manifest = Arc::new(
-        Manifest::from_yaml("nodes: [{id: my, node_type: MyNode}, {id: pass, node_type: PassThrough}]")
-            .expect("valid"),
+        Manifest::from_yaml(
+            "nodes: [{id: my, node_type: MyNode}, {id: pass, node_type: PassThrough}]",
+        )
+        .expect("valid"),
     );
     for registry in [migration::old_api(), migration::new_api()] {
         let runner = PipelineRunner::with_registry(registry).expect("runner");

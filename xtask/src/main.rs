@@ -1,1 +1,221 @@
-fn main() {}
+//! Project automation. Run `cargo xtask --help`.
+
+mod dep_audit;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "RemoteMedia project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Fail if runtime-core reaches a transport/executor crate (tonic, prost, pyo3, ...).
+    DepAudit,
+    /// Everything CI checks: fmt, clippy -D warnings, dep-audit, wasm32 build, tests, examples.
+    Ci,
+    /// Run the demo pipelines end to end.
+    Demo,
+    /// Run benchmarks and print their figures.
+    Bench {
+        /// Which suite: `core` (executor overhead and session start).
+        #[arg(default_value = "core")]
+        suite: String,
+    },
+    /// Time a clean release build of runtime-core alone (in a fresh target directory).
+    BuildTime,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Task::DepAudit => dep_audit::run(),
+        Task::Ci => ci(),
+        Task::Demo => demo(),
+        Task::Bench { suite } => bench(&suite),
+        Task::BuildTime => build_time(),
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask lives one level below the workspace root")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// Runs a command, streaming its output; fails with the command line when it fails.
+fn run(mut command: Command) -> Result<()> {
+    let line = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {line}"))?;
+    if !status.success() {
+        bail!("{line} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo_args(args: &[&str]) -> Command {
+    let mut c = cargo();
+    c.args(args);
+    c
+}
+
+fn steps_bar(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn ci() -> Result<()> {
+    ensure_wasm_target()?;
+    let steps: Vec<(&str, Command)> = vec![
+        (
+            "rustfmt --check",
+            cargo_args(&["fmt", "--all", "--", "--check"]),
+        ),
+        (
+            "clippy -D warnings",
+            cargo_args(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        ("dep-audit", cargo_args(&["xtask", "dep-audit"])),
+        (
+            "runtime-core for wasm32-unknown-unknown",
+            cargo_args(&[
+                "check",
+                "-p",
+                "remotemedia-runtime-core",
+                "--no-default-features",
+                "--target",
+                "wasm32-unknown-unknown",
+            ]),
+        ),
+        ("tests", cargo_args(&["test", "--workspace"])),
+        ("demo pipelines", cargo_args(&["xtask", "demo"])),
+    ];
+    let bar = steps_bar(steps.len());
+    let started = Instant::now();
+    for (name, command) in steps {
+        bar.set_message(name);
+        bar.suspend(|| println!("\n==> {name}"));
+        bar.suspend(|| run(command))
+            .with_context(|| format!("CI step '{name}' failed"))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("\nCI passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match out {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains("wasm32-unknown-unknown") => {
+            Ok(())
+        }
+        Ok(_) => run({
+            let mut c = Command::new("rustup");
+            c.args(["target", "add", "wasm32-unknown-unknown"]);
+            c
+        }),
+        Err(e) => bail!("rustup is needed to install the wasm32 target: {e}"),
+    }
+}
+
+fn demo() -> Result<()> {
+    println!("==> unary: calculator through the console transport");
+    run(cargo_args(&[
+        "run",
+        "--quiet",
+        "-p",
+        "custom-transport",
+        "--",
+        r#"{"operation": "multiply", "operands": [6, 7]}"#,
+        r#"{"operation": "divide", "operands": [10, 4]}"#,
+    ]))?;
+    println!("\n==> streaming: words in, sentences out");
+    let mut streaming = cargo_args(&[
+        "run",
+        "--quiet",
+        "-p",
+        "custom-transport",
+        "--example",
+        "streaming",
+    ]);
+    streaming.stdin(std::process::Stdio::null());
+    run(streaming)?;
+    println!("\n==> node registration: factory API and macros in one registry");
+    run(cargo_args(&[
+        "run",
+        "--quiet",
+        "-p",
+        "remotemedia-runtime-core",
+        "--example",
+        "node_registration_example",
+    ]))?;
+    Ok(())
+}
+
+fn bench(suite: &str) -> Result<()> {
+    match suite {
+        "core" => run(cargo_args(&[
+            "bench",
+            "-p",
+            "remotemedia-runtime-core",
+            "--bench",
+            "pipeline",
+        ])),
+        other => bail!("unknown bench suite '{other}' (available: core)"),
+    }
+}
+
+fn build_time() -> Result<()> {
+    let target =
+        std::env::temp_dir().join(format!("remotemedia-build-time-{}", std::process::id()));
+    let bar = ProgressBar::new_spinner();
+    bar.set_message("clean release build of remotemedia-runtime-core");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut command = cargo_args(&["build", "--release", "-p", "remotemedia-runtime-core"]);
+    command.env("CARGO_TARGET_DIR", &target);
+    let result = bar.suspend(|| run(command));
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&target);
+    result?;
+    println!(
+        "clean release build of remotemedia-runtime-core: {:.1} s on {} cores",
+        elapsed.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    Ok(())
+}

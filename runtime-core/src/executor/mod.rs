@@ -272,8 +272,16 @@ fn init_error(error: Error, node_id: &str, node_type: &str) -> Error {
             param,
             problem,
         } => Error::InvalidParam {
-            node_id: if id.is_empty() { node_id.to_owned() } else { id },
-            node_type: if t.is_empty() { node_type.to_owned() } else { t },
+            node_id: if id.is_empty() {
+                node_id.to_owned()
+            } else {
+                id
+            },
+            node_type: if t.is_empty() {
+                node_type.to_owned()
+            } else {
+                t
+            },
             param,
             problem,
         },

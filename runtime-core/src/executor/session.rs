@@ -159,7 +159,11 @@ impl PipelineSession {
             }
             if matches!(wait, Wait::UntilQuiescent)
                 && !input_closed
-                && self.shared.pending.load(std::sync::atomic::Ordering::Acquire) == 0
+                && self
+                    .shared
+                    .pending
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    == 0
             {
                 return Ok(None);
             }

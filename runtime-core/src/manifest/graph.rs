@@ -47,22 +47,24 @@ impl PipelineGraph {
                     .join(", ")
             };
             for (index, c) in manifest.connections.iter().enumerate() {
-                let from = *index_of
-                    .get(c.from.as_str())
-                    .ok_or_else(|| Error::UnknownEdgeEndpoint {
-                        index,
-                        end: "from",
-                        node_id: c.from.clone(),
-                        known: known(),
-                    })?;
-                let to = *index_of
-                    .get(c.to.as_str())
-                    .ok_or_else(|| Error::UnknownEdgeEndpoint {
-                        index,
-                        end: "to",
-                        node_id: c.to.clone(),
-                        known: known(),
-                    })?;
+                let from =
+                    *index_of
+                        .get(c.from.as_str())
+                        .ok_or_else(|| Error::UnknownEdgeEndpoint {
+                            index,
+                            end: "from",
+                            node_id: c.from.clone(),
+                            known: known(),
+                        })?;
+                let to =
+                    *index_of
+                        .get(c.to.as_str())
+                        .ok_or_else(|| Error::UnknownEdgeEndpoint {
+                            index,
+                            end: "to",
+                            node_id: c.to.clone(),
+                            known: known(),
+                        })?;
                 if from == to {
                     return Err(Error::Cycle {
                         path: vec![c.from.clone(), c.to.clone()],
@@ -201,6 +203,9 @@ mod tests {
     fn cycle_is_reported_with_its_path() {
         let m = manifest(&["a", "b", "c"], &[("a", "b"), ("b", "c"), ("c", "b")]);
         let err = PipelineGraph::build(&m).unwrap_err();
-        assert_eq!(err.to_string(), "invalid manifest: connections form a cycle: b -> c -> b");
+        assert_eq!(
+            err.to_string(),
+            "invalid manifest: connections form a cycle: b -> c -> b"
+        );
     }
 }

@@ -208,19 +208,31 @@ mod tests {
         let mut node = AudioChunkerNode::new(3);
         let mut out = Outputs::new();
         let input: Vec<f32> = (0..26).map(|i| i as f32 * 0.01).collect();
-        node.process(audio(input[..10].to_vec(), 2, 0), &mut out).expect("ok");
-        node.process(audio(input[10..26].to_vec(), 2, 5000), &mut out).expect("ok");
+        node.process(audio(input[..10].to_vec(), 2, 0), &mut out)
+            .expect("ok");
+        node.process(audio(input[10..26].to_vec(), 2, 5000), &mut out)
+            .expect("ok");
         node.flush(&mut out).expect("ok");
         let chunks = out.into_vec();
         let mut joined = Vec::new();
         let mut timestamps = Vec::new();
         for c in &chunks {
-            let RuntimeData::Audio { samples, timestamp_us, .. } = c else { panic!("audio") };
+            let RuntimeData::Audio {
+                samples,
+                timestamp_us,
+                ..
+            } = c
+            else {
+                panic!("audio")
+            };
             joined.extend_from_slice(samples);
             timestamps.push(*timestamp_us);
         }
         assert_eq!(joined, input);
-        let sizes: Vec<usize> = chunks.iter().filter_map(RuntimeData::audio_frames).collect();
+        let sizes: Vec<usize> = chunks
+            .iter()
+            .filter_map(RuntimeData::audio_frames)
+            .collect();
         assert_eq!(sizes, [3, 3, 3, 3, 1]);
         assert_eq!(timestamps, [0, 3000, 6000, 9000, 12000]);
     }

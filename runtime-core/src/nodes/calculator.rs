@@ -75,7 +75,9 @@ impl CalculatorNode {
         let operands = request
             .get("operands")
             .and_then(Value::as_array)
-            .ok_or_else(|| Error::node("malformed request: 'operands' must be a list of numbers"))?;
+            .ok_or_else(|| {
+                Error::node("malformed request: 'operands' must be a list of numbers")
+            })?;
         if operands.len() < 2 {
             return Err(Error::node(format!(
                 "malformed request: '{op_name}' needs at least 2 operands, got {}",
@@ -110,7 +112,9 @@ impl CalculatorNode {
 impl Node for CalculatorNode {
     fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
         match input {
-            RuntimeData::Json(request) => outputs.push(RuntimeData::Json(Self::evaluate(&request)?)),
+            RuntimeData::Json(request) => {
+                outputs.push(RuntimeData::Json(Self::evaluate(&request)?))
+            }
             other => outputs.push(other),
         }
         Ok(())
@@ -144,7 +148,10 @@ mod tests {
     #[test]
     fn division_gives_a_float() {
         let r = CalculatorNode::evaluate(&json!({"operation": "divide", "operands": [10, 4]}));
-        assert_eq!(r.expect("valid"), json!({"result": 2.5, "operation": "divide"}));
+        assert_eq!(
+            r.expect("valid"),
+            json!({"result": 2.5, "operation": "divide"})
+        );
     }
 
     #[test]
@@ -156,8 +163,8 @@ mod tests {
 
     #[test]
     fn unknown_operation_is_named() {
-        let e = CalculatorNode::evaluate(&json!({"operation": "pow", "operands": [1, 2]}))
-            .unwrap_err();
+        let e =
+            CalculatorNode::evaluate(&json!({"operation": "pow", "operands": [1, 2]})).unwrap_err();
         assert!(e.to_string().contains("unknown operation 'pow'"), "{e}");
     }
 }

@@ -137,20 +137,22 @@ impl FnNodeFactory {
             .trim()
             .to_owned();
         let type_name = name.clone();
-        Self::new(&name, N::params_schema(), move |params| match build(params) {
-            Some(Ok(node)) => Ok(Box::new(RustNodeExecutor::new(
-                type_name.clone(),
-                Box::new(node),
-            )) as Box<dyn NodeExecutor>),
-            Some(Err(e)) => Err(e),
-            None => Err(Error::InvalidParam {
-                node_id: String::new(),
-                node_type: type_name.clone(),
-                param: "params".to_owned(),
-                problem: ParamProblem::Invalid(
-                    "a param the node needs is missing or has the wrong type".to_owned(),
-                ),
-            }),
+        Self::new(&name, N::params_schema(), move |params| {
+            match build(params) {
+                Some(Ok(node)) => Ok(Box::new(RustNodeExecutor::new(
+                    type_name.clone(),
+                    Box::new(node),
+                )) as Box<dyn NodeExecutor>),
+                Some(Err(e)) => Err(e),
+                None => Err(Error::InvalidParam {
+                    node_id: String::new(),
+                    node_type: type_name.clone(),
+                    param: "params".to_owned(),
+                    problem: Box::new(ParamProblem::Invalid(
+                        "a param the node needs is missing or has the wrong type".to_owned(),
+                    )),
+                }),
+            }
         })
     }
 }

@@ -146,7 +146,12 @@ impl ParamsSchema {
 
     /// Adds a free string param.
     pub fn string(self, name: &str, default: Option<&str>, description: &str) -> Self {
-        self.add(name, ParamKind::String, default.map(Value::from), description)
+        self.add(
+            name,
+            ParamKind::String,
+            default.map(Value::from),
+            description,
+        )
     }
 
     /// Adds a param that takes one of `choices`.
@@ -212,7 +217,7 @@ impl ParamsSchema {
             node_id: node_id.to_owned(),
             node_type: node_type.to_owned(),
             param: param.to_owned(),
-            problem,
+            problem: Box::new(problem),
         };
         let empty = Map::new();
         let given = match params {
@@ -318,7 +323,10 @@ fn check_value(kind: &ParamKind, value: &Value) -> std::result::Result<Value, Pa
     };
     match kind {
         ParamKind::Any => Ok(value.clone()),
-        ParamKind::Bool => value.as_bool().map(Value::from).ok_or_else(|| wrong("boolean")),
+        ParamKind::Bool => value
+            .as_bool()
+            .map(Value::from)
+            .ok_or_else(|| wrong("boolean")),
         ParamKind::String => value
             .as_str()
             .map(Value::from)
@@ -345,9 +353,8 @@ fn check_value(kind: &ParamKind, value: &Value) -> std::result::Result<Value, Pa
             if let Some(s) = value.as_str() {
                 return match_choice(s, choices);
             }
-            let n = as_integer(value).ok_or_else(|| {
-                wrong(&format!("integer or one of {}", choices.join(", ")))
-            })?;
+            let n = as_integer(value)
+                .ok_or_else(|| wrong(&format!("integer or one of {}", choices.join(", "))))?;
             check_int_range(n, *min, *max)
         }
     }
@@ -458,7 +465,9 @@ mod tests {
 
     #[test]
     fn unknown_key_lists_known_params() {
-        let e = schema().validate("n", "T", &json!({"size": 1})).unwrap_err();
+        let e = schema()
+            .validate("n", "T", &json!({"size": 1}))
+            .unwrap_err();
         assert!(
             e.to_string()
                 .contains("param 'size': unknown param (known params: chunk_size, gain_db"),
@@ -471,7 +480,11 @@ mod tests {
         let e = schema()
             .validate("n", "T", &json!({"chunk_size": 0}))
             .unwrap_err();
-        assert!(e.to_string().contains("value 0 is out of range 1..=1048576"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("value 0 is out of range 1..=1048576"),
+            "{e}"
+        );
     }
 
     #[test]

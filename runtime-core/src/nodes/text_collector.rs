@@ -164,20 +164,29 @@ mod tests {
     #[test]
     fn sentences_split_across_fragments_are_joined() {
         let mut n = TextCollectorNode::default();
-        let out = run(&mut n, &["Hello wor", "ld. How are", " you? Fine; ok", "\nbye"]);
+        let out = run(
+            &mut n,
+            &["Hello wor", "ld. How are", " you? Fine; ok", "\nbye"],
+        );
         assert_eq!(out, ["Hello world.", "How are you?", "Fine;", "ok", "bye"]);
     }
 
     #[test]
     fn decimal_points_do_not_end_sentences() {
         let mut n = TextCollectorNode::default();
-        assert_eq!(run(&mut n, &["Pi is 3.14 roughly. Yes!"]), ["Pi is 3.14 roughly.", "Yes!"]);
+        assert_eq!(
+            run(&mut n, &["Pi is 3.14 roughly. Yes!"]),
+            ["Pi is 3.14 roughly.", "Yes!"]
+        );
     }
 
     #[test]
     fn short_sentences_are_joined_not_dropped() {
         let mut n = TextCollectorNode::new(10);
-        assert_eq!(run(&mut n, &["Hi. Ok. This is long enough."]), ["Hi. Ok. This is long enough."]);
+        assert_eq!(
+            run(&mut n, &["Hi. Ok. This is long enough."]),
+            ["Hi. Ok. This is long enough."]
+        );
         let mut n = TextCollectorNode::new(10);
         assert_eq!(run(&mut n, &["Hi."]), ["Hi."]);
     }

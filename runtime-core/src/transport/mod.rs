@@ -48,8 +48,8 @@
 //! }
 //! ```
 
-mod runner;
 mod router;
+mod runner;
 
 pub use crate::executor::{ExecutorConfig, NodeMetricsSnapshot, PipelineSession};
 pub use router::{SessionInfo, SessionRouter};
