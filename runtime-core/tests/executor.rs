@@ -577,3 +577,63 @@ fn running_outside_a_tokio_runtime_is_a_clear_error() {
 fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
     futures::executor::block_on(future)
 }
+
+/// An in-process stand-in for an out-of-process backend: builds `PassThrough` instances
+/// and records what it was asked for.
+struct RecordingBackend {
+    created: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait]
+impl remotemedia_runtime_core::nodes::registry::ExecutorBackend for RecordingBackend {
+    fn name(&self) -> &str {
+        "multiprocess"
+    }
+    async fn create_node(
+        &self,
+        spec: remotemedia_runtime_core::nodes::registry::NodeSpec,
+    ) -> Result<Box<dyn NodeExecutor>> {
+        self.created.lock().expect("lock").push((
+            spec.session_id.clone(),
+            spec.node.id.clone(),
+            spec.node.node_type.clone(),
+        ));
+        Ok(Box::new(
+            remotemedia_runtime_core::nodes::RustNodeExecutor::new(
+                spec.node.node_type,
+                Box::new(remotemedia_runtime_core::nodes::PassThroughNode),
+            ),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn python_node_types_are_created_by_the_registered_backend() {
+    let backend = Arc::new(RecordingBackend {
+        created: std::sync::Mutex::new(Vec::new()),
+    });
+    let mut registry = registry();
+    remotemedia_runtime_core::register_python_node!(registry, "WhisperNode");
+    registry.register_backend(backend.clone());
+    let runner = PipelineRunner::with_registry(registry).expect("runner");
+    let out = runner
+        .execute_unary(
+            manifest(
+                "nodes: [{id: pre, node_type: PassThrough}, {id: asr, node_type: WhisperNode}, {id: explicit, node_type: AnyClass, executor: multiprocess}]",
+            ),
+            text("hi"),
+        )
+        .await
+        .expect("runs");
+    assert_eq!(out.node_id(), Some("explicit"));
+    let created = backend.created.lock().expect("lock").clone();
+    let ids: Vec<(&str, &str)> = created
+        .iter()
+        .map(|(_, id, t)| (id.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(ids, [("asr", "WhisperNode"), ("explicit", "AnyClass")]);
+    assert_eq!(
+        created[0].0, created[1].0,
+        "one session id for the whole pipeline"
+    );
+}

@@ -38,12 +38,12 @@ impl NodeFactory for BuiltinFactory {
 
 /// Registers every built-in node into `registry`.
 pub(crate) fn register_builtins(registry: &mut NodeRegistry) {
-    for factory in [
+    let utility = [
         super::passthrough::factory(),
         super::calculator::factory(),
         super::text_collector::factory(),
-        super::audio_chunker::factory(),
-    ] {
+    ];
+    for factory in utility.into_iter().chain(super::audio::factories()) {
         registry.register_rust(Arc::new(factory));
     }
 }

@@ -35,7 +35,7 @@
 //! Register node types with a [`registry::NodeRegistry`] (or the `register_*` macros) and
 //! hand the registry to a [`PipelineRunner`](crate::transport::PipelineRunner).
 
-mod audio_chunker;
+pub mod audio;
 mod builtin;
 mod calculator;
 mod passthrough;
@@ -43,7 +43,7 @@ pub mod registry;
 pub mod schema;
 mod text_collector;
 
-pub use audio_chunker::AudioChunkerNode;
+pub use audio::AudioChunkerNode;
 pub use calculator::CalculatorNode;
 pub use passthrough::PassThroughNode;
 pub use text_collector::TextCollectorNode;

@@ -1,9 +1,9 @@
 //! `AudioChunkerNode`: re-frames audio into fixed-size chunks.
 
-use super::builtin::{int_param, BuiltinFactory};
-use super::schema::ParamsSchema;
-use super::{Node, Outputs};
 use crate::data::{AudioSamples, RuntimeData};
+use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::schema::ParamsSchema;
+use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
 use std::sync::Arc;
 
