@@ -52,3 +52,18 @@ pub(crate) fn register_builtins(registry: &mut NodeRegistry) {
 pub(crate) fn int_param(params: &Value, name: &str, default: i64) -> i64 {
     params.get(name).and_then(Value::as_i64).unwrap_or(default)
 }
+
+/// Reads a validated number param.
+pub(crate) fn num_param(params: &Value, name: &str, default: f64) -> f64 {
+    params.get(name).and_then(Value::as_f64).unwrap_or(default)
+}
+
+/// Reads a validated boolean param.
+pub(crate) fn bool_param(params: &Value, name: &str, default: bool) -> bool {
+    params.get(name).and_then(Value::as_bool).unwrap_or(default)
+}
+
+/// Reads an optional validated integer param.
+pub(crate) fn opt_int_param(params: &Value, name: &str) -> Option<i64> {
+    params.get(name).and_then(Value::as_i64)
+}

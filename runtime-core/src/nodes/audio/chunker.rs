@@ -1,5 +1,6 @@
 //! `AudioChunkerNode`: re-frames audio into fixed-size chunks.
 
+use super::dsp::frames_to_us;
 use crate::data::{AudioSamples, RuntimeData};
 use crate::nodes::builtin::{int_param, BuiltinFactory};
 use crate::nodes::schema::ParamsSchema;
@@ -28,13 +29,24 @@ struct StreamBuffer {
     channels: u16,
     /// Interleaved samples not yet emitted (always whole frames, fewer than a chunk).
     pending: Vec<f32>,
-    /// Media time of the first pending frame.
-    pending_timestamp_us: u64,
+    /// Media time the frame counts below are measured from.
+    origin_us: u64,
+    /// Frames received since `origin_us`.
+    frames_in: u64,
+    /// Frames emitted since `origin_us`.
+    frames_out: u64,
 }
 
-fn frames_to_us(frames: usize, sample_rate: u32) -> u64 {
-    (frames as u128 * 1_000_000 / u128::from(sample_rate.max(1))) as u64
+impl StreamBuffer {
+    /// Media time of the next frame to emit. Computed from the origin, so rounding never
+    /// accumulates over a long stream.
+    fn next_timestamp_us(&self) -> u64 {
+        self.origin_us + frames_to_us(self.frames_out, self.sample_rate)
+    }
 }
+
+/// An input timestamp this far ahead of where the stream should be is a gap.
+const MAX_DRIFT_US: u64 = 1000;
 
 impl AudioChunkerNode {
     /// A chunker emitting `chunk_size` frames per chunk (at least 1).
@@ -70,9 +82,9 @@ impl AudioChunkerNode {
             sample_rate: buffer.sample_rate,
             channels: buffer.channels,
             stream_id: buffer.stream_id.clone(),
-            timestamp_us: buffer.pending_timestamp_us,
+            timestamp_us: buffer.next_timestamp_us(),
         });
-        buffer.pending_timestamp_us += frames_to_us(frames, buffer.sample_rate);
+        buffer.frames_out += frames as u64;
     }
 }
 
@@ -116,21 +128,29 @@ impl Node for AudioChunkerNode {
                     sample_rate,
                     channels,
                     pending: Vec::new(),
-                    pending_timestamp_us: timestamp_us,
+                    origin_us: timestamp_us,
+                    frames_in: 0,
+                    frames_out: 0,
                 });
                 self.streams.len() - 1
             }
         };
         let chunk_samples = self.chunk_size * ch;
         let buffer = &mut self.streams[index];
-        if buffer.sample_rate != sample_rate || buffer.channels != channels {
+        let expected_us = buffer.origin_us + frames_to_us(buffer.frames_in, buffer.sample_rate);
+        // Only a jump forward (lost audio) restarts the clock; inputs that carry no real
+        // timestamps (all 0) or jitter backwards are treated as continuous.
+        let discontinuous = timestamp_us > expected_us + MAX_DRIFT_US;
+        if buffer.sample_rate != sample_rate || buffer.channels != channels || discontinuous {
+            // A new segment: emit what belongs to the old one, restart the clock.
             Self::emit_pending(buffer, outputs);
             buffer.sample_rate = sample_rate;
             buffer.channels = channels;
+            buffer.origin_us = timestamp_us;
+            buffer.frames_in = 0;
+            buffer.frames_out = 0;
         }
-        if buffer.pending.is_empty() {
-            buffer.pending_timestamp_us = timestamp_us;
-        }
+        buffer.frames_in += (samples.len() / ch) as u64;
 
         let mut offset = 0;
         // Complete the partial chunk first.
@@ -149,14 +169,12 @@ impl Node for AudioChunkerNode {
                 sample_rate,
                 channels,
                 stream_id: stream_id.clone(),
-                timestamp_us: timestamp_us + frames_to_us(offset / ch, sample_rate),
+                timestamp_us: buffer.next_timestamp_us(),
             });
+            buffer.frames_out += self.chunk_size as u64;
             offset += chunk_samples;
         }
         if offset < samples.len() {
-            if buffer.pending.is_empty() {
-                buffer.pending_timestamp_us = timestamp_us + frames_to_us(offset / ch, sample_rate);
-            }
             buffer.pending.extend_from_slice(&samples[offset..]);
         }
         Ok(())
@@ -244,5 +262,52 @@ mod tests {
             .process(audio(vec![0.0; 5], 2, 0), &mut Outputs::new())
             .unwrap_err();
         assert!(err.to_string().contains("5 samples"), "{err}");
+    }
+
+    #[test]
+    fn inputs_without_timestamps_are_chunked_as_one_stream() {
+        let mut node = AudioChunkerNode::new(4);
+        let mut out = Outputs::new();
+        for _ in 0..3 {
+            node.process(audio(vec![0.5; 6], 1, 0), &mut out)
+                .expect("ok");
+        }
+        node.flush(&mut out).expect("ok");
+        let chunks = out.into_vec();
+        let sizes: Vec<usize> = chunks
+            .iter()
+            .filter_map(RuntimeData::audio_frames)
+            .collect();
+        assert_eq!(sizes, [4, 4, 4, 4, 2]);
+        let RuntimeData::Audio { timestamp_us, .. } = &chunks[1] else {
+            panic!("audio")
+        };
+        assert_eq!(
+            *timestamp_us, 4000,
+            "timestamps count frames from the start"
+        );
+    }
+
+    #[test]
+    fn a_gap_in_timestamps_emits_the_partial_chunk_and_restarts_the_clock() {
+        let mut node = AudioChunkerNode::new(4);
+        let mut out = Outputs::new();
+        node.process(audio(vec![0.5; 6], 1, 0), &mut out)
+            .expect("ok");
+        node.process(audio(vec![0.5; 4], 1, 100_000), &mut out)
+            .expect("ok");
+        let stamps: Vec<(usize, u64)> = out
+            .into_vec()
+            .iter()
+            .map(|c| match c {
+                RuntimeData::Audio {
+                    samples,
+                    timestamp_us,
+                    ..
+                } => (samples.len(), *timestamp_us),
+                _ => (0, 0),
+            })
+            .collect();
+        assert_eq!(stamps, [(4, 0), (2, 4000), (4, 100_000)]);
     }
 }

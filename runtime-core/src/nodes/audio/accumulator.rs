@@ -1,0 +1,327 @@
+//! `AudioBufferAccumulatorNode`: turns VAD events and audio into one Audio per utterance.
+
+use super::dsp::{audio, audio_view, frames_to_us};
+use crate::data::RuntimeData;
+use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::schema::ParamsSchema;
+use crate::nodes::{Node, Outputs};
+use crate::Result;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Collects speech into utterances, driven by VAD events (`VADNode`, `SileroVADNode`:
+/// Json with `is_speech_start` / `is_speech_end`, each followed by the audio it describes).
+///
+/// - During silence it keeps only the last `pre_roll_ms` of audio.
+/// - On a speech start it opens an utterance with that pre-roll.
+/// - On a speech end it takes the audio that follows the event, then emits the utterance
+///   as one Audio item (timestamp = media time of its first frame).
+/// - An utterance reaching `max_utterance_duration_ms` is emitted and a new one continues.
+/// - At end of stream an open utterance is emitted.
+/// - Utterances whose speech part (without pre-roll) is shorter than
+///   `min_utterance_duration_ms` are discarded. Nothing is emitted during silence.
+///
+/// VAD events are consumed; other Json, text and the like pass through.
+#[derive(Debug, Clone)]
+pub struct AudioBufferAccumulatorNode {
+    min_utterance_ms: u64,
+    max_utterance_ms: u64,
+    pre_roll_ms: u64,
+    /// Recent silent audio: (samples, timestamp).
+    pre_roll: VecDeque<Segment>,
+    utterance: Option<Utterance>,
+    /// A speech end was announced; it applies after the next audio item.
+    end_pending: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    samples: Vec<f32>,
+    format: Format,
+}
+
+/// Format and start time of a run of audio.
+#[derive(Debug, Clone, PartialEq)]
+struct Format {
+    sample_rate: u32,
+    channels: u16,
+    stream_id: Option<Arc<str>>,
+    timestamp_us: u64,
+}
+
+impl Format {
+    fn same_layout(&self, other: &Format) -> bool {
+        self.sample_rate == other.sample_rate && self.channels == other.channels
+    }
+
+    fn frames(&self, samples: &[f32]) -> u64 {
+        (samples.len() / usize::from(self.channels.max(1))) as u64
+    }
+
+    fn duration_us(&self, samples: &[f32]) -> u64 {
+        frames_to_us(self.frames(samples), self.sample_rate)
+    }
+}
+
+/// An utterance being collected; `format` is set by its first audio.
+#[derive(Debug, Clone, Default)]
+struct Utterance {
+    samples: Vec<f32>,
+    format: Option<Format>,
+    pre_roll_frames: u64,
+}
+
+impl Utterance {
+    fn starting_with(segment: Segment) -> Self {
+        Self {
+            samples: segment.samples,
+            format: Some(segment.format),
+            pre_roll_frames: 0,
+        }
+    }
+
+    fn duration_us(&self) -> u64 {
+        self.format
+            .as_ref()
+            .map_or(0, |f| f.duration_us(&self.samples))
+    }
+
+    fn speech_ms(&self) -> u64 {
+        let Some(format) = &self.format else {
+            return 0;
+        };
+        let frames = format
+            .frames(&self.samples)
+            .saturating_sub(self.pre_roll_frames);
+        frames_to_us(frames, format.sample_rate) / 1000
+    }
+}
+
+impl AudioBufferAccumulatorNode {
+    /// An accumulator with the given durations (ms).
+    pub fn new(min_utterance_ms: u64, max_utterance_ms: u64, pre_roll_ms: u64) -> Self {
+        Self {
+            min_utterance_ms,
+            max_utterance_ms: max_utterance_ms.max(1),
+            pre_roll_ms,
+            pre_roll: VecDeque::new(),
+            utterance: None,
+            end_pending: false,
+        }
+    }
+
+    fn schema() -> ParamsSchema {
+        ParamsSchema::new()
+            .integer(
+                "min_utterance_duration_ms",
+                Some(250),
+                0,
+                3_600_000,
+                "shorter utterances are discarded",
+            )
+            .integer(
+                "max_utterance_duration_ms",
+                Some(30_000),
+                1,
+                3_600_000,
+                "longer utterances are split",
+            )
+            .integer(
+                "pre_roll_ms",
+                Some(300),
+                0,
+                60_000,
+                "audio kept from before speech starts",
+            )
+    }
+
+    /// A new utterance holding the pre-roll (segments of another layout are dropped).
+    fn utterance_from_pre_roll(&mut self) -> Utterance {
+        let mut utterance = Utterance::default();
+        for segment in std::mem::take(&mut self.pre_roll) {
+            match &utterance.format {
+                Some(f) if !f.same_layout(&segment.format) => {
+                    utterance = Utterance::default();
+                }
+                _ => {}
+            }
+            let frames = segment.format.frames(&segment.samples);
+            if utterance.format.is_none() {
+                utterance = Utterance::starting_with(segment);
+            } else {
+                utterance.samples.extend_from_slice(&segment.samples);
+            }
+            utterance.pre_roll_frames += frames;
+        }
+        utterance
+    }
+
+    fn emit(&mut self, outputs: &mut Outputs) {
+        let Some(u) = self.utterance.take() else {
+            return;
+        };
+        let Some(format) = u.format.clone() else {
+            return;
+        };
+        if u.speech_ms() >= self.min_utterance_ms && !u.samples.is_empty() {
+            outputs.push(audio(
+                u.samples,
+                format.sample_rate,
+                format.channels,
+                format.stream_id,
+                format.timestamp_us,
+            ));
+        }
+    }
+
+    fn on_event(&mut self, event: &Value) {
+        let flag = |key: &str| event.get(key).and_then(Value::as_bool).unwrap_or(false);
+        if flag("is_speech_start") && self.utterance.is_none() {
+            self.end_pending = false;
+            let utterance = self.utterance_from_pre_roll();
+            self.utterance = Some(utterance);
+        }
+        if flag("is_speech_end") && self.utterance.is_some() {
+            self.end_pending = true;
+        }
+    }
+
+    fn on_audio(&mut self, segment: Segment, outputs: &mut Outputs) {
+        let Some(utterance) = self.utterance.as_mut() else {
+            self.pre_roll.push_back(segment);
+            self.trim_pre_roll();
+            return;
+        };
+        match &utterance.format {
+            None => {
+                *utterance = Utterance {
+                    pre_roll_frames: 0,
+                    ..Utterance::starting_with(segment)
+                }
+            }
+            Some(f) if f.same_layout(&segment.format) => {
+                utterance.samples.extend_from_slice(&segment.samples);
+            }
+            Some(_) => {
+                // The format changed mid-utterance: close it and continue with a new one.
+                self.emit(outputs);
+                self.utterance = Some(Utterance::starting_with(segment));
+            }
+        }
+        if self.end_pending {
+            self.end_pending = false;
+            self.emit(outputs);
+            return;
+        }
+        let too_long = self
+            .utterance
+            .as_ref()
+            .is_some_and(|u| u.duration_us() / 1000 >= self.max_utterance_ms);
+        if too_long {
+            // Split: emit what we have; the same speech continues in a new utterance.
+            let next = self.utterance.as_ref().and_then(|u| {
+                u.format.as_ref().map(|f| Format {
+                    timestamp_us: f.timestamp_us + u.duration_us(),
+                    ..f.clone()
+                })
+            });
+            self.emit(outputs);
+            self.utterance = Some(Utterance {
+                samples: Vec::new(),
+                format: next,
+                pre_roll_frames: 0,
+            });
+        }
+    }
+
+    fn trim_pre_roll(&mut self) {
+        let keep_us = self.pre_roll_ms * 1000;
+        let mut total: u64 = self
+            .pre_roll
+            .iter()
+            .map(|s| s.format.duration_us(&s.samples))
+            .sum();
+        while total > keep_us {
+            let excess_us = total - keep_us;
+            let Some(front) = self.pre_roll.front_mut() else {
+                return;
+            };
+            let front_us = front.format.duration_us(&front.samples);
+            if front_us <= excess_us {
+                total -= front_us;
+                self.pre_roll.pop_front();
+                continue;
+            }
+            let ch = usize::from(front.format.channels.max(1));
+            let drop_frames = (u128::from(excess_us) * u128::from(front.format.sample_rate))
+                .div_ceil(1_000_000) as usize;
+            let drop_frames = drop_frames.min(front.samples.len() / ch);
+            front.samples.drain(..drop_frames * ch);
+            front.format.timestamp_us += frames_to_us(drop_frames as u64, front.format.sample_rate);
+            return;
+        }
+    }
+}
+
+impl Default for AudioBufferAccumulatorNode {
+    fn default() -> Self {
+        Self::new(250, 30_000, 300)
+    }
+}
+
+fn is_vad_event(value: &Value) -> bool {
+    value.get("is_speech_start").is_some() || value.get("is_speech_end").is_some()
+}
+
+impl Node for AudioBufferAccumulatorNode {
+    fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
+        if let RuntimeData::Json(event) = &input {
+            if is_vad_event(event) {
+                self.on_event(event);
+                return Ok(());
+            }
+        }
+        let Some(view) = audio_view(&input)? else {
+            outputs.push(input);
+            return Ok(());
+        };
+        let segment = Segment {
+            samples: view.samples.to_vec(),
+            format: Format {
+                sample_rate: view.sample_rate,
+                channels: view.channels,
+                stream_id: view.stream_id.clone(),
+                timestamp_us: view.timestamp_us,
+            },
+        };
+        self.on_audio(segment, outputs);
+        Ok(())
+    }
+
+    fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        self.emit(outputs);
+        self.pre_roll.clear();
+        Ok(())
+    }
+
+    fn params_schema() -> Option<ParamsSchema> {
+        Some(Self::schema())
+    }
+}
+
+pub(crate) fn factory() -> BuiltinFactory {
+    BuiltinFactory {
+        name: "AudioBufferAccumulatorNode",
+        aliases: &[],
+        description: "one Audio per utterance from VAD events and audio, with pre-roll",
+        schema: AudioBufferAccumulatorNode::schema,
+        build: |params| {
+            Ok(Box::new(AudioBufferAccumulatorNode::new(
+                int_param(params, "min_utterance_duration_ms", 250) as u64,
+                int_param(params, "max_utterance_duration_ms", 30_000) as u64,
+                int_param(params, "pre_roll_ms", 300) as u64,
+            )))
+        },
+    }
+}

@@ -1,0 +1,405 @@
+//! `FastResampleNode` (alias `AudioResampleNode`): sample rate conversion with rubato.
+
+use super::dsp::{audio, audio_view, frames_to_us, AudioView};
+use crate::data::RuntimeData;
+use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::schema::ParamsSchema;
+use crate::nodes::{Node, Outputs};
+use crate::{Error, Result};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Indexing, PolynomialDegree, Resampler, WindowFunction,
+};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An input this far (µs) ahead of where its stream should be starts a new segment.
+const MAX_GAP_US: u64 = 1000;
+
+/// Resampler quality. Higher quality costs more CPU and latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResampleQuality {
+    /// Cubic polynomial interpolation, no anti-aliasing filter: the cheapest conversion.
+    Low,
+    /// FFT resampler with ~256-frame blocks: full anti-aliasing at low latency.
+    Medium,
+    /// FFT resampler with long blocks: the sharpest filter.
+    High,
+}
+
+impl ResampleQuality {
+    /// Parses `Low`, `Medium` or `High` (any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
+
+    /// Input frames per resampler call at `rate`.
+    fn chunk_frames(self, rate: u32) -> usize {
+        let ms = match self {
+            Self::Low | Self::Medium => 20,
+            Self::High => 40,
+        };
+        (rate as usize * ms / 1000).max(64)
+    }
+
+    fn build(self, from: u32, to: u32, channels: usize) -> Result<Box<dyn Resampler<f32>>> {
+        let chunk = self.chunk_frames(from);
+        let built: std::result::Result<
+            Box<dyn Resampler<f32>>,
+            rubato::ResamplerConstructionError,
+        > = match self {
+            Self::Low => Async::<f32>::new_poly(
+                f64::from(to) / f64::from(from),
+                1.0,
+                PolynomialDegree::Cubic,
+                chunk,
+                channels,
+                FixedAsync::Input,
+            )
+            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
+            Self::Medium => Fft::<f32>::new(
+                from as usize,
+                to as usize,
+                chunk,
+                channels,
+                FixedSync::Input,
+            )
+            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
+            Self::High => Fft::<f32>::new_custom(
+                from as usize,
+                to as usize,
+                chunk,
+                1,
+                channels,
+                WindowFunction::BlackmanHarris2,
+                FixedSync::Input,
+            )
+            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
+        };
+        built.map_err(|e| Error::node(format!("cannot resample {from} Hz -> {to} Hz: {e}")))
+    }
+}
+
+/// Converts the sample rate of audio to `target_rate`, each channel separately.
+///
+/// - `source_rate: "auto"` (default) takes the rate from each input; a number declares it,
+///   and input at another rate is a node error. `channels`, when set, declares the channel
+///   count the same way.
+/// - Output is emitted as soon as the resampler has it (latency: one 20 ms input block, or
+///   40 ms for `High`, plus the filter delay, which is trimmed). `timestamp_us` is the media
+///   time of each output's first frame.
+/// - At end of stream the tail is flushed: the total output length is
+///   `round(input_frames * target / source)` frames exactly.
+/// - Input already at the target rate passes through without a copy. Each `stream_id` is
+///   resampled independently; a change of rate or channel count, or a jump forward in
+///   `timestamp_us` (lost audio), flushes the previous segment first and restarts the
+///   clock at the new timestamp. Inputs without real timestamps (all 0) count as one
+///   continuous stream. Other data types pass through.
+pub struct FastResampleNode {
+    source_rate: Option<u32>,
+    target_rate: u32,
+    quality: ResampleQuality,
+    channels: Option<u16>,
+    streams: Vec<ResampleStream>,
+}
+
+struct ResampleStream {
+    stream_id: Option<Arc<str>>,
+    source_rate: u32,
+    target_rate: u32,
+    channels: u16,
+    resampler: Box<dyn Resampler<f32>>,
+    /// Interleaved input frames not yet consumed by the resampler.
+    pending: Vec<f32>,
+    /// Scratch output of one resampler call.
+    scratch: Vec<f32>,
+    /// Output frames still to discard (the resampler's start-up delay).
+    delay_left: usize,
+    frames_in: u64,
+    frames_out: u64,
+    start_timestamp_us: u64,
+}
+
+impl std::fmt::Debug for FastResampleNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastResampleNode")
+            .field("source_rate", &self.source_rate)
+            .field("target_rate", &self.target_rate)
+            .field("quality", &self.quality)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResampleStream {
+    fn run(&mut self, flushing: bool, out: &mut Vec<f32>) -> Result<()> {
+        let ch = usize::from(self.channels);
+        let expected_total = if flushing {
+            Some(
+                ((u128::from(self.frames_in) * 2 * u128::from(self.target_rate)
+                    + u128::from(self.source_rate))
+                    / (2 * u128::from(self.source_rate))) as u64,
+            )
+        } else {
+            None
+        };
+        let mut consumed_frames = 0usize;
+        // Guard against a resampler that stops producing: at most this many flush calls.
+        let mut flush_calls_left = 64usize;
+        loop {
+            let available = self.pending.len() / ch - consumed_frames;
+            let need = self.resampler.input_frames_next();
+            let produced_enough = expected_total.is_some_and(|total| self.frames_out >= total);
+            if produced_enough || (available < need && !flushing) {
+                break;
+            }
+            if flushing {
+                if flush_calls_left == 0 {
+                    break;
+                }
+                flush_calls_left -= 1;
+            }
+            let take = available.min(need);
+            let out_frames = self.resampler.output_frames_max();
+            if self.scratch.len() < out_frames * ch {
+                self.scratch.resize(out_frames * ch, 0.0);
+            }
+            let start = consumed_frames * ch;
+            let mut padded;
+            let input_samples: &[f32] = if take == need {
+                &self.pending[start..start + need * ch]
+            } else {
+                padded = vec![0.0f32; need * ch];
+                padded[..take * ch].copy_from_slice(&self.pending[start..start + take * ch]);
+                &padded
+            };
+            let input = InterleavedSlice::new(input_samples, ch, need)
+                .map_err(|e| Error::node(format!("resampler input: {e}")))?;
+            let mut output =
+                InterleavedSlice::new_mut(&mut self.scratch[..out_frames * ch], ch, out_frames)
+                    .map_err(|e| Error::node(format!("resampler output: {e}")))?;
+            let indexing = Indexing::new().partial_len(take);
+            let (_, produced) = self
+                .resampler
+                .process_into_buffer(&input, &mut output, (take < need).then_some(&indexing))
+                .map_err(|e| Error::node(format!("resampler: {e}")))?;
+            consumed_frames += take;
+            let skip = self.delay_left.min(produced);
+            self.delay_left -= skip;
+            let mut keep = produced - skip;
+            if let Some(total) = expected_total {
+                keep = keep.min((total - self.frames_out) as usize);
+            }
+            out.extend_from_slice(&self.scratch[skip * ch..(skip + keep) * ch]);
+            self.frames_out += keep as u64;
+        }
+        self.pending.drain(..consumed_frames * ch);
+        Ok(())
+    }
+}
+
+impl FastResampleNode {
+    /// Resamples to `target_rate` at `quality`, taking the source rate from the input.
+    pub fn new(target_rate: u32, quality: ResampleQuality) -> Self {
+        Self {
+            source_rate: None,
+            target_rate: target_rate.max(1),
+            quality,
+            channels: None,
+            streams: Vec::new(),
+        }
+    }
+
+    /// Declares the source rate; input at another rate is then an error (builder style).
+    pub fn with_source_rate(mut self, source_rate: u32) -> Self {
+        self.source_rate = Some(source_rate);
+        self
+    }
+
+    fn schema() -> ParamsSchema {
+        ParamsSchema::new()
+            .integer_or_choice(
+                "source_rate",
+                Some(Value::from("auto")),
+                1000,
+                768_000,
+                &["auto"],
+                "input sample rate, or \"auto\" to take it from the input",
+            )
+            .integer(
+                "target_rate",
+                Some(16_000),
+                1000,
+                768_000,
+                "output sample rate",
+            )
+            .choice(
+                "quality",
+                Some("Medium"),
+                &["Low", "Medium", "High"],
+                "Low: cubic interpolation; Medium: FFT, low latency; High: FFT, sharpest filter",
+            )
+            .integer(
+                "channels",
+                None,
+                1,
+                64,
+                "expected channel count (default: from input)",
+            )
+    }
+
+    fn check_input(&self, view: &AudioView<'_>) -> Result<()> {
+        if let Some(declared) = self.source_rate {
+            if declared != view.sample_rate {
+                return Err(Error::node(format!(
+                    "input audio is {} Hz but source_rate is {declared}",
+                    view.sample_rate
+                )));
+            }
+        }
+        if let Some(declared) = self.channels {
+            if declared != view.channels {
+                return Err(Error::node(format!(
+                    "input audio has {} channel(s) but channels is {declared}",
+                    view.channels
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &self,
+        stream: &ResampleStream,
+        samples: Vec<f32>,
+        first_frame: u64,
+        outputs: &mut Outputs,
+    ) {
+        if samples.is_empty() {
+            return;
+        }
+        outputs.push(audio(
+            samples,
+            self.target_rate,
+            stream.channels,
+            stream.stream_id.clone(),
+            stream.start_timestamp_us + frames_to_us(first_frame, self.target_rate),
+        ));
+    }
+
+    fn flush_stream(&self, mut stream: ResampleStream, outputs: &mut Outputs) -> Result<()> {
+        let first = stream.frames_out;
+        let mut out = Vec::new();
+        stream.run(true, &mut out)?;
+        self.emit(&stream, out, first, outputs);
+        Ok(())
+    }
+}
+
+impl Node for FastResampleNode {
+    fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
+        let Some(view) = audio_view(&input)? else {
+            outputs.push(input);
+            return Ok(());
+        };
+        self.check_input(&view)?;
+        let index = self
+            .streams
+            .iter()
+            .position(|s| s.stream_id == *view.stream_id);
+        if let Some(i) = index {
+            let s = &self.streams[i];
+            let expected_us = s.start_timestamp_us + frames_to_us(s.frames_in, s.source_rate);
+            // A new segment: other format, or a jump forward in time (lost audio).
+            let gap = view.timestamp_us > expected_us + MAX_GAP_US;
+            if s.source_rate != view.sample_rate || s.channels != view.channels || gap {
+                let stale = self.streams.remove(i);
+                self.flush_stream(stale, outputs)?;
+            }
+        }
+        if view.sample_rate == self.target_rate {
+            outputs.push(input);
+            return Ok(());
+        }
+        let index = match self
+            .streams
+            .iter()
+            .position(|s| s.stream_id == *view.stream_id)
+        {
+            Some(i) => i,
+            None => {
+                let resampler = self.quality.build(
+                    view.sample_rate,
+                    self.target_rate,
+                    usize::from(view.channels),
+                )?;
+                let delay = resampler.output_delay();
+                self.streams.push(ResampleStream {
+                    stream_id: view.stream_id.clone(),
+                    source_rate: view.sample_rate,
+                    channels: view.channels,
+                    target_rate: self.target_rate,
+                    resampler,
+                    pending: Vec::new(),
+                    scratch: Vec::new(),
+                    delay_left: delay,
+                    frames_in: 0,
+                    frames_out: 0,
+                    start_timestamp_us: view.timestamp_us,
+                });
+                self.streams.len() - 1
+            }
+        };
+        let stream = &mut self.streams[index];
+        stream.pending.extend_from_slice(view.samples);
+        stream.frames_in += view.frames() as u64;
+        let first = stream.frames_out;
+        let mut out = Vec::new();
+        stream.run(false, &mut out)?;
+        let stream = &self.streams[index];
+        self.emit(stream, out, first, outputs);
+        Ok(())
+    }
+
+    fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        for stream in std::mem::take(&mut self.streams) {
+            self.flush_stream(stream, outputs)?;
+        }
+        Ok(())
+    }
+
+    fn params_schema() -> Option<ParamsSchema> {
+        Some(Self::schema())
+    }
+}
+
+pub(crate) fn factory() -> BuiltinFactory {
+    BuiltinFactory {
+        name: "FastResampleNode",
+        aliases: &["AudioResampleNode"],
+        description: "converts the sample rate (rubato), flushing the tail at end of stream",
+        schema: FastResampleNode::schema,
+        build: |params| {
+            let quality = params
+                .get("quality")
+                .and_then(Value::as_str)
+                .and_then(ResampleQuality::parse)
+                .unwrap_or(ResampleQuality::Medium);
+            let mut node =
+                FastResampleNode::new(int_param(params, "target_rate", 16_000) as u32, quality);
+            node.source_rate = params
+                .get("source_rate")
+                .and_then(Value::as_u64)
+                .map(|r| r as u32);
+            node.channels = params
+                .get("channels")
+                .and_then(Value::as_u64)
+                .map(|c| c as u16);
+            Ok(Box::new(node))
+        },
+    }
+}
