@@ -1,5 +1,6 @@
 //! Project automation. Run `cargo xtask --help`.
 
+mod bench_audio;
 mod dep_audit;
 
 use anyhow::{bail, Context, Result};
@@ -26,7 +27,8 @@ enum Task {
     Demo,
     /// Run benchmarks and print their figures.
     Bench {
-        /// Which suite: `core` (executor overhead and session start).
+        /// Which suite: `core` (executor overhead and session start) or `audio` (native
+        /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -42,7 +44,7 @@ fn main() -> Result<()> {
         Task::DepAudit => dep_audit::run(),
         Task::Ci => ci(),
         Task::Demo => demo(),
-        Task::Bench { suite } => bench(&suite),
+        Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
     }
 }
@@ -185,8 +187,9 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
-fn bench(suite: &str) -> Result<()> {
+fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
     match suite {
+        "audio" => bench_audio::run(root),
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -194,7 +197,7 @@ fn bench(suite: &str) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
-        other => bail!("unknown bench suite '{other}' (available: core)"),
+        other => bail!("unknown bench suite '{other}' (available: core, audio)"),
     }
 }
 

@@ -86,6 +86,11 @@ impl Outputs {
         self.items.drain(..)
     }
 
+    /// Discards the emitted items, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
     /// Consumes the buffer into its items.
     pub fn into_vec(self) -> Vec<RuntimeData> {
         self.items

@@ -62,7 +62,7 @@ impl Node for ClippingDetectorNode {
             return Ok(());
         }
         let threshold = self.saturation_threshold;
-        let saturated = view.samples.iter().filter(|s| s.abs() >= threshold).count();
+        let saturated = super::dsp::count_at_least(view.samples, threshold);
         let ratio = saturated as f64 * 100.0 / view.samples.len() as f64;
         if ratio > self.saturation_ratio_threshold {
             outputs.push(RuntimeData::Json(json!({

@@ -162,6 +162,9 @@ impl AudioFormatConverterNode {
 
 /// Converts interleaved samples from `from` to `to` channels (see the node docs).
 pub(crate) fn convert_channels(samples: &AudioSamples, from: usize, to: usize) -> Vec<f32> {
+    if to == 1 {
+        return super::dsp::downmix_to_mono(samples, from);
+    }
     let frames = samples.len() / from;
     let mut out = vec![0.0f32; frames * to];
     if to < from {

@@ -1,6 +1,6 @@
 //! `AudioLevelNode`: per-chunk level meter.
 
-use super::dsp::{audio_view, peak, rms, round2, to_db};
+use super::dsp::{audio_view, round2, stats, to_db};
 use crate::data::RuntimeData;
 use crate::nodes::builtin::{num_param, BuiltinFactory};
 use crate::nodes::schema::ParamsSchema;
@@ -54,13 +54,14 @@ impl AudioLevelNode {
 
     /// The level report of one chunk of samples.
     pub fn measure(&self, samples: &[f32]) -> Value {
-        let rms_db = to_db(rms(samples));
-        let peak_db = to_db(peak(samples));
+        let (sum_sq, peak, clipped) = stats(samples, CLIP_LEVEL);
+        let rms = (sum_sq / samples.len().max(1) as f64).sqrt();
+        let rms_db = to_db(rms);
+        let peak_db = to_db(f64::from(peak));
         let is_silence = rms_db < self.silence_threshold_db;
         let is_low_volume = !is_silence && rms_db < self.low_volume_threshold_db;
         let span = (self.low_volume_threshold_db - self.silence_threshold_db).max(1e-9);
         let level_score = ((rms_db - self.silence_threshold_db) / span).clamp(0.0, 1.0);
-        let clipped = samples.iter().filter(|s| s.abs() >= CLIP_LEVEL).count();
         let clip_ratio = clipped as f64 / samples.len().max(1) as f64;
         let health = level_score * (1.0 - (clip_ratio * 10.0).min(1.0));
         json!({
