@@ -63,7 +63,11 @@ pub(crate) fn count_at_least(samples: &[f32], level: f32) -> usize {
             counts[i] += u32::from(group[i].abs() >= level);
         }
     }
-    let tail = lanes.remainder().iter().filter(|v| v.abs() >= level).count();
+    let tail = lanes
+        .remainder()
+        .iter()
+        .filter(|v| v.abs() >= level)
+        .count();
     counts.iter().map(|&c| c as usize).sum::<usize>() + tail
 }
 
