@@ -227,6 +227,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A media source could not be opened, decoded or read.
+    #[error("cannot ingest {source_url}: {message}")]
+    Ingest {
+        /// The URL or path of the source.
+        source_url: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// Data of the wrong shape handed to a node or a transport.
     #[error("invalid data: {0}")]
     InvalidData(String),

@@ -25,7 +25,8 @@
 //! # }
 //! ```
 //!
-//! Modules: [`data`] (the data types), [`manifest`] (parsing and validation), [`nodes`]
+//! Modules: [`data`] (the data types), [`ingestion`] (media sources: files, stdin, plugins),
+//! [`manifest`] (parsing and validation), [`nodes`]
 //! (node traits, registry, built-in catalog), [`transport`] (runner, sessions, transport
 //! traits), [`runtime`] (task spawning and clock, for non-native hosts).
 
@@ -35,6 +36,7 @@
 pub mod data;
 mod error;
 mod executor;
+pub mod ingestion;
 pub mod manifest;
 pub mod nodes;
 pub mod runtime;

@@ -1,0 +1,571 @@
+//! [`FileIngestPlugin`]: local files and stdin, decoded in pure Rust by symphonia.
+
+use super::{
+    IngestConfig, IngestPlugin, IngestSender, IngestSource, IngestStatus, IngestStream, MediaInfo,
+    PcmEncoding, RawPcmFormat, TrackInfo,
+};
+use crate::data::RuntimeData;
+use crate::nodes::audio::{AudioFormatConverterNode, FastResampleNode, ResampleQuality};
+use crate::nodes::{Node, Outputs};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{Decoder, DecoderOptions, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as DecodeError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use tokio::sync::{mpsc, oneshot};
+
+/// Items buffered between the decoding thread and the reader.
+const STREAM_CAPACITY: usize = 16;
+
+/// Decodes local files and stdin: `file:///path`, bare paths, and `-`.
+///
+/// - Containers and codecs: WAV (PCM), FLAC, MP3, OGG/Vorbis — pure Rust (symphonia).
+/// - Streams: a decoding thread sends one Audio item per decoded packet through a bounded
+///   channel, so memory stays flat however long the file is.
+/// - Honours `audio_channels` (down-mix by mean, up-mix by copy) and `audio_sample_rate`
+///   (the `FastResampleNode` at Medium quality), and the track selection; tracks are
+///   tagged `audio:0`, `audio:1`, ... Timestamps count delivered frames from 0.
+/// - Stdin (`-`) is probed like a file (WAV, FLAC, ...), or read as headerless PCM when
+///   `raw_pcm` declares its format.
+/// - A missing file, a file that is not media, a file that ends before its header says it
+///   should (truncated) or a corrupt stream is an [`Error::Ingest`] naming the source.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileIngestPlugin;
+
+impl IngestPlugin for FileIngestPlugin {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["file://", "-"]
+    }
+
+    fn create(&self, config: IngestConfig) -> Result<Arc<dyn IngestSource>, Error> {
+        self.validate(&config)?;
+        Ok(Arc::new(FileIngestSource {
+            config,
+            status: Arc::new(Mutex::new(IngestStatus::Idle)),
+            stop: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+
+    fn validate(&self, config: &IngestConfig) -> Result<(), Error> {
+        let fail = |message: String| Error::Ingest {
+            source_url: config.url.clone(),
+            message,
+        };
+        if config.url.trim().is_empty() {
+            return Err(fail("the input path is empty".to_owned()));
+        }
+        if config.raw_pcm.is_some() && config.url != "-" {
+            return Err(fail(
+                "a raw PCM format can only be declared for stdin (-)".to_owned(),
+            ));
+        }
+        if let Some(rate) = config.audio_sample_rate {
+            if !(1000..=768_000).contains(&rate) {
+                return Err(fail(format!(
+                    "requested sample rate {rate} is out of range 1000..=768000"
+                )));
+            }
+        }
+        if config.audio_channels == Some(0) {
+            return Err(fail("requested channel count is 0".to_owned()));
+        }
+        if let Input::File(path) = Input::of(config) {
+            if !path.exists() {
+                return Err(fail("file not found".to_owned()));
+            }
+            if path.is_dir() {
+                return Err(fail("is a directory, not a media file".to_owned()));
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    fn of(config: &IngestConfig) -> Self {
+        if config.url == "-" {
+            return Input::Stdin;
+        }
+        let path = config.url.strip_prefix("file://").unwrap_or(&config.url);
+        Input::File(PathBuf::from(path))
+    }
+}
+
+struct FileIngestSource {
+    config: IngestConfig,
+    status: Arc<Mutex<IngestStatus>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn set_status(status: &Mutex<IngestStatus>, new: IngestStatus) {
+    let mut current = status.lock().unwrap_or_else(|p| p.into_inner());
+    // A stop wins over whatever the decoding thread reports afterwards.
+    if *current != IngestStatus::Stopped {
+        *current = new;
+    }
+}
+
+#[async_trait]
+impl IngestSource for FileIngestSource {
+    async fn start(&self) -> Result<IngestStream> {
+        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
+        let (info_tx, info_rx) = oneshot::channel();
+        let config = self.config.clone();
+        let stop = Arc::clone(&self.stop);
+        let status = Arc::clone(&self.status);
+        stop.store(false, Ordering::SeqCst);
+        set_status(&self.status, IngestStatus::Running);
+        std::thread::Builder::new()
+            .name("remotemedia-file-ingest".to_owned())
+            .spawn(move || {
+                let sender = IngestSender { tx };
+                let result = decode_source(&config, &stop, &sender, info_tx);
+                match result {
+                    Ok(()) => set_status(&status, IngestStatus::Finished),
+                    Err(error) => {
+                        set_status(&status, IngestStatus::Failed(error.to_string()));
+                        sender.blocking_fail(error);
+                    }
+                }
+            })
+            .map_err(|e| Error::Ingest {
+                source_url: self.config.url.clone(),
+                message: format!("cannot start the decoding thread: {e}"),
+            })?;
+        match info_rx.await {
+            Ok(Ok(info)) => Ok(IngestStream::from_parts(rx, info)),
+            Ok(Err(error)) => {
+                set_status(&self.status, IngestStatus::Failed(error.to_string()));
+                Err(error)
+            }
+            Err(_) => Err(Error::Ingest {
+                source_url: self.config.url.clone(),
+                message: "the decoding thread ended before opening the input".to_owned(),
+            }),
+        }
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = IngestStatus::Stopped;
+        Ok(())
+    }
+
+    fn status(&self) -> IngestStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl IngestStream {
+    pub(super) fn from_parts(rx: mpsc::Receiver<Result<RuntimeData>>, info: MediaInfo) -> Self {
+        Self {
+            rx,
+            info,
+            error: None,
+        }
+    }
+}
+
+/// Channel and rate conversion requested by the config, built from the audio nodes.
+struct Conversion {
+    stream_id: Arc<str>,
+    channels: Option<AudioFormatConverterNode>,
+    resample: Option<FastResampleNode>,
+    source_rate: u32,
+    source_channels: u16,
+    frames_in: u64,
+    outputs: Outputs,
+}
+
+impl Conversion {
+    fn new(config: &IngestConfig, stream_id: &str, rate: u32, channels: u16) -> Self {
+        Self {
+            stream_id: Arc::from(stream_id),
+            channels: config
+                .audio_channels
+                .filter(|&c| c != channels)
+                .map(|c| AudioFormatConverterNode::new(Some(c))),
+            resample: config
+                .audio_sample_rate
+                .filter(|&r| r != rate)
+                .map(|r| FastResampleNode::new(r, ResampleQuality::Medium)),
+            source_rate: rate,
+            source_channels: channels,
+            frames_in: 0,
+            outputs: Outputs::new(),
+        }
+    }
+
+    /// Converts one decoded block and sends the result. False when the reader is gone.
+    fn push(&mut self, samples: Vec<f32>, sender: &IngestSender) -> Result<bool> {
+        let frames = (samples.len() / usize::from(self.source_channels.max(1))) as u64;
+        let item = RuntimeData::Audio {
+            samples: samples.into(),
+            sample_rate: self.source_rate,
+            channels: self.source_channels,
+            stream_id: Some(Arc::clone(&self.stream_id)),
+            timestamp_us: crate::nodes::audio::dsp::frames_to_us(self.frames_in, self.source_rate),
+        };
+        self.frames_in += frames;
+        self.run(Some(item), sender)
+    }
+
+    fn finish(&mut self, sender: &IngestSender) -> Result<bool> {
+        self.run(None, sender)
+    }
+
+    fn run(&mut self, item: Option<RuntimeData>, sender: &IngestSender) -> Result<bool> {
+        let mut stage: Vec<RuntimeData> = item.into_iter().collect();
+        let flushing = stage.is_empty();
+        for node in [
+            self.channels.as_mut().map(|n| n as &mut dyn Node),
+            self.resample.as_mut().map(|n| n as &mut dyn Node),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for data in stage.drain(..) {
+                node.process(data, &mut self.outputs)?;
+            }
+            if flushing {
+                node.flush(&mut self.outputs)?;
+            }
+            stage.extend(self.outputs.drain());
+        }
+        for data in stage {
+            if !sender.blocking_send(data) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+struct DecodedTrack {
+    track_id: u32,
+    decoder: Box<dyn Decoder>,
+    conversion: Conversion,
+    expected_frames: Option<u64>,
+    decoded_frames: u64,
+    buffer: Option<SampleBuffer<f32>>,
+    corrupt_packets: u64,
+}
+
+/// Runs on the decoding thread: open, report media info, decode until the end.
+fn decode_source(
+    config: &IngestConfig,
+    stop: &AtomicBool,
+    sender: &IngestSender,
+    info_tx: oneshot::Sender<Result<MediaInfo>>,
+) -> Result<()> {
+    let fail = |message: String| Error::Ingest {
+        source_url: config.url.clone(),
+        message,
+    };
+    let opened = match (Input::of(config), config.raw_pcm) {
+        (Input::Stdin, Some(format)) => {
+            let info = raw_pcm_info(config, format);
+            let _ = info_tx.send(Ok(info));
+            return decode_raw_pcm(config, format, stop, sender);
+        }
+        (input, _) => open_container(config, input),
+    };
+    let (mut reader, format_name) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            let _ = info_tx.send(Err(error));
+            return Ok(());
+        }
+    };
+
+    let mut info = MediaInfo {
+        format: Some(format_name),
+        tracks: Vec::new(),
+    };
+    let mut tracks: Vec<DecodedTrack> = Vec::new();
+    let audio_tracks: Vec<_> = reader
+        .tracks()
+        .iter()
+        .filter(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .cloned()
+        .collect();
+    for (index, track) in audio_tracks.iter().enumerate() {
+        let stream_id = format!("audio:{index}");
+        let params = &track.codec_params;
+        let selected = config.track_selection.selects(&stream_id, index);
+        let codec = symphonia::default::get_codecs()
+            .get_codec(params.codec)
+            .map_or_else(
+                || format!("{:?}", params.codec),
+                |d| d.short_name.to_owned(),
+            );
+        let rate = params.sample_rate;
+        let channels = params.channels.map(|c| c.count() as u16);
+        let duration_us = match (params.n_frames, rate) {
+            (Some(n), Some(r)) => Some(crate::nodes::audio::dsp::frames_to_us(n, r)),
+            _ => None,
+        };
+        info.tracks.push(TrackInfo {
+            stream_id: stream_id.clone(),
+            codec,
+            sample_rate: config.audio_sample_rate.or(rate),
+            channels: config.audio_channels.or(channels),
+            duration_us,
+            selected,
+        });
+        if !selected {
+            continue;
+        }
+        let decoder = match symphonia::default::get_codecs()
+            .make(params, &DecoderOptions::default())
+        {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = info_tx.send(Err(fail(format!("cannot decode track {stream_id}: {e}"))));
+                return Ok(());
+            }
+        };
+        let (Some(rate), Some(channels)) = (rate, channels) else {
+            let _ = info_tx.send(Err(fail(format!(
+                "track {stream_id} does not state its sample rate and channels"
+            ))));
+            return Ok(());
+        };
+        tracks.push(DecodedTrack {
+            track_id: track.id,
+            decoder,
+            conversion: Conversion::new(config, &stream_id, rate, channels),
+            expected_frames: params.n_frames,
+            decoded_frames: 0,
+            buffer: None,
+            corrupt_packets: 0,
+        });
+    }
+    if audio_tracks.is_empty() {
+        let _ = info_tx.send(Err(fail("contains no audio track".to_owned())));
+        return Ok(());
+    }
+    if tracks.is_empty() {
+        let found: Vec<&str> = info.tracks.iter().map(|t| t.stream_id.as_str()).collect();
+        let _ = info_tx.send(Err(fail(format!(
+            "no track matches the selection {:?} (tracks: {})",
+            config.track_selection,
+            found.join(", ")
+        ))));
+        return Ok(());
+    }
+    if info_tx.send(Ok(info)).is_err() {
+        return Ok(());
+    }
+
+    let mut packets = 0u64;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let packet = match reader.next_packet() {
+            Ok(packet) => packet,
+            Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(DecodeError::ResetRequired) => break,
+            Err(e) => return Err(fail(format!("read error after {packets} packets: {e}"))),
+        };
+        packets += 1;
+        let Some(track) = tracks.iter_mut().find(|t| t.track_id == packet.track_id()) else {
+            continue;
+        };
+        let decoded = match track.decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            Err(DecodeError::DecodeError(_)) => {
+                track.corrupt_packets += 1;
+                continue;
+            }
+            Err(e) => return Err(fail(format!("decode error: {e}"))),
+        };
+        let spec = *decoded.spec();
+        let capacity = decoded.capacity() as u64;
+        let buffer = match &mut track.buffer {
+            Some(b) if b.capacity() as u64 >= capacity * spec.channels.count() as u64 => b,
+            slot => slot.insert(SampleBuffer::<f32>::new(capacity, spec)),
+        };
+        buffer.copy_interleaved_ref(decoded);
+        let samples = buffer.samples().to_vec();
+        if samples.is_empty() {
+            // Codec priming packets (e.g. Vorbis headers) decode to nothing.
+            continue;
+        }
+        track.decoded_frames += (samples.len() / spec.channels.count().max(1)) as u64;
+        if !track.conversion.push(samples, sender)? {
+            return Ok(());
+        }
+    }
+
+    for track in &mut tracks {
+        if track.decoded_frames == 0 && track.corrupt_packets > 0 {
+            return Err(fail(format!(
+                "every packet of {} failed to decode ({} corrupt packets)",
+                track.conversion.stream_id, track.corrupt_packets
+            )));
+        }
+        if let Some(expected) = track.expected_frames {
+            let slack = 4096.max(expected / 100);
+            if track.decoded_frames + slack < expected {
+                return Err(fail(format!(
+                    "truncated: {} ends after {} of the {} frames its header announces",
+                    track.conversion.stream_id, track.decoded_frames, expected
+                )));
+            }
+        }
+        if !track.conversion.finish(sender)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn FormatReader>, String)> {
+    let fail = |message: String| Error::Ingest {
+        source_url: config.url.clone(),
+        message,
+    };
+    let mut hint = Hint::new();
+    let stream = match input {
+        Input::Stdin => MediaSourceStream::new(
+            Box::new(ReadOnlySource::new(std::io::stdin())),
+            Default::default(),
+        ),
+        Input::File(path) => {
+            if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+                hint.with_extension(ext);
+            }
+            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => fail("file not found".to_owned()),
+                _ => fail(format!("cannot open: {e}")),
+            })?;
+            MediaSourceStream::new(Box::new(file), Default::default())
+        }
+    };
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions {
+                enable_gapless: true,
+                ..FormatOptions::default()
+            },
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| {
+            fail(format!(
+                "not a media file this build can read (WAV, FLAC, MP3, OGG/Vorbis): {e}"
+            ))
+        })?;
+    let name = std::path::Path::new(&config.url)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map_or_else(|| "probed".to_owned(), str::to_ascii_lowercase);
+    Ok((probed.format, name))
+}
+
+fn raw_pcm_info(config: &IngestConfig, format: RawPcmFormat) -> MediaInfo {
+    MediaInfo {
+        format: Some(
+            match format.encoding {
+                PcmEncoding::S16Le => "s16le",
+                PcmEncoding::F32Le => "f32le",
+            }
+            .to_owned(),
+        ),
+        tracks: vec![TrackInfo {
+            stream_id: "audio:0".to_owned(),
+            codec: "pcm".to_owned(),
+            sample_rate: config.audio_sample_rate.or(Some(format.sample_rate)),
+            channels: config.audio_channels.or(Some(format.channels)),
+            duration_us: None,
+            selected: true,
+        }],
+    }
+}
+
+/// Reads headerless PCM from stdin in 20 ms blocks.
+fn decode_raw_pcm(
+    config: &IngestConfig,
+    format: RawPcmFormat,
+    stop: &AtomicBool,
+    sender: &IngestSender,
+) -> Result<()> {
+    let width = match format.encoding {
+        PcmEncoding::S16Le => 2,
+        PcmEncoding::F32Le => 4,
+    };
+    let frame_bytes = width * usize::from(format.channels);
+    let block = frame_bytes * (format.sample_rate as usize / 50).max(1);
+    let mut conversion = Conversion::new(config, "audio:0", format.sample_rate, format.channels);
+    let mut stdin = std::io::stdin().lock();
+    let mut buffer = vec![0u8; block];
+    let mut filled = 0usize;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let n = stdin
+            .read(&mut buffer[filled..])
+            .map_err(|e| Error::Ingest {
+                source_url: config.url.clone(),
+                message: format!("cannot read stdin: {e}"),
+            })?;
+        filled += n;
+        let at_end = n == 0;
+        if filled == block || (at_end && filled > 0) {
+            let whole = filled - filled % frame_bytes;
+            let samples: Vec<f32> = match format.encoding {
+                PcmEncoding::S16Le => buffer[..whole]
+                    .chunks_exact(2)
+                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+                    .collect(),
+                PcmEncoding::F32Le => buffer[..whole]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            };
+            if !samples.is_empty() && !conversion.push(samples, sender)? {
+                return Ok(());
+            }
+            if at_end && whole != filled {
+                return Err(Error::Ingest {
+                    source_url: config.url.clone(),
+                    message: format!(
+                        "stdin ended inside a frame: {} trailing bytes do not make a whole {}-channel frame",
+                        filled - whole,
+                        format.channels
+                    ),
+                });
+            }
+            filled = 0;
+        }
+        if at_end {
+            break;
+        }
+    }
+    conversion.finish(sender)?;
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! Media ingestion: turn a URL or path into a stream of [`RuntimeData`].
+//!
+//! - [`IngestPlugin`] — a factory for one family of sources, claiming URL schemes
+//!   (`"file://"`, `"rtsp://"`, ...).
+//! - [`IngestSource`] — one configured source; [`start`](IngestSource::start) returns an
+//!   [`IngestStream`] you read with `recv().await`.
+//! - [`IngestConfig`] — the URL plus what to deliver: audio rate and channels, which
+//!   tracks, how to reconnect.
+//! - [`global_ingest_registry`] — the shared plugin table. With the `native` feature the
+//!   built-in [`FileIngestPlugin`] is registered automatically (`file://`, bare paths, `-`
+//!   for stdin).
+//!
+//! ```no_run
+//! use remotemedia_runtime_core::data::RuntimeData;
+//! use remotemedia_runtime_core::ingestion::{global_ingest_registry, IngestConfig};
+//!
+//! # async fn run() -> remotemedia_runtime_core::Result<()> {
+//! let config = IngestConfig {
+//!     audio_sample_rate: Some(16_000),
+//!     audio_channels: Some(1),
+//!     ..IngestConfig::from_url("examples/media/speech.wav")
+//! };
+//! let source = global_ingest_registry().create_from_uri(&config)?;
+//! let mut stream = source.start().await?;
+//! while let Some(data) = stream.recv().await {
+//!     if let RuntimeData::Audio { samples, stream_id, .. } = data {
+//!         println!("{:?}: {} samples", stream_id, samples.len());
+//!     }
+//! }
+//! if let Some(error) = stream.error() {
+//!     eprintln!("ingest failed: {error}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Writing a plugin
+//!
+//! Implement [`IngestPlugin`] (`name`, `schemes`, `create`, optionally `validate`) and
+//! [`IngestSource`]; in `start`, make a channel with [`IngestStream::channel`], hand the
+//! [`IngestSender`] to whatever produces data (a task or a thread), and return the stream.
+//! Send `Err` through the sender to report a failure mid-stream; dropping the sender ends
+//! the stream. Register with `global_ingest_registry().register(Arc::new(MyPlugin))`.
+
+#[cfg(feature = "native")]
+mod file;
+
+#[cfg(feature = "native")]
+pub use file::FileIngestPlugin;
+
+use crate::data::RuntimeData;
+use crate::{Error, Result};
+use async_trait::async_trait;
+use std::sync::{Arc, OnceLock, RwLock};
+use tokio::sync::mpsc;
+
+/// Which tracks of a multi-track source to deliver. Tracks are tagged `"audio:0"`,
+/// `"audio:1"`, `"video:0"`, `"subtitle:0"`, ... in the order the container lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrackSelection {
+    /// The first audio track and the first video track.
+    #[default]
+    FirstAudioVideo,
+    /// Every track.
+    All,
+    /// The tracks with these tags (e.g. `vec!["audio:1".into()]`).
+    Specific(Vec<String>),
+}
+
+impl TrackSelection {
+    /// Whether the track tagged `stream_id` (`index` among tracks of its kind) is selected.
+    pub fn selects(&self, stream_id: &str, index_of_kind: usize) -> bool {
+        match self {
+            TrackSelection::FirstAudioVideo => {
+                index_of_kind == 0
+                    && (stream_id.starts_with("audio:") || stream_id.starts_with("video:"))
+            }
+            TrackSelection::All => true,
+            TrackSelection::Specific(ids) => ids.iter().any(|id| id == stream_id),
+        }
+    }
+}
+
+/// How a live source reconnects after losing its input. File sources ignore it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Attempts before giving up (0: never reconnect).
+    pub max_attempts: u32,
+    /// Delay before the first attempt, in milliseconds (doubles per attempt).
+    pub initial_delay_ms: u64,
+    /// Upper bound of the delay, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 0,
+            initial_delay_ms: 500,
+            max_delay_ms: 10_000,
+        }
+    }
+}
+
+/// Encoding of headerless PCM (e.g. on stdin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcmEncoding {
+    /// 16-bit signed little-endian.
+    S16Le,
+    /// 32-bit float little-endian.
+    F32Le,
+}
+
+/// Declares the format of headerless PCM input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawPcmFormat {
+    /// Sample encoding.
+    pub encoding: PcmEncoding,
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+}
+
+impl RawPcmFormat {
+    /// Parses `s16le:16000:1` / `f32le:48000:2` (encoding:rate:channels).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::InvalidData(format!(
+                "raw PCM format '{text}' {why} (expected ENCODING:RATE:CHANNELS, e.g. s16le:16000:1)"
+            ))
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let [encoding, rate, channels] = parts.as_slice() else {
+            return Err(bad("does not have three parts"));
+        };
+        let encoding = match encoding.to_ascii_lowercase().as_str() {
+            "s16le" | "s16" => PcmEncoding::S16Le,
+            "f32le" | "f32" => PcmEncoding::F32Le,
+            _ => return Err(bad("has an unknown encoding (s16le or f32le)")),
+        };
+        let sample_rate: u32 = rate
+            .parse()
+            .ok()
+            .filter(|r| (1..=768_000).contains(r))
+            .ok_or_else(|| bad("has an invalid sample rate"))?;
+        let channels: u16 = channels
+            .parse()
+            .ok()
+            .filter(|c| (1..=64).contains(c))
+            .ok_or_else(|| bad("has an invalid channel count"))?;
+        Ok(Self {
+            encoding,
+            sample_rate,
+            channels,
+        })
+    }
+}
+
+/// What to ingest and how to deliver it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestConfig {
+    /// Source URL or path (`file:///a.wav`, `a.flac`, `-` for stdin, `rtsp://...`).
+    pub url: String,
+    /// Resample audio to this rate (None: keep the source's).
+    pub audio_sample_rate: Option<u32>,
+    /// Convert audio to this many channels (None: keep the source's).
+    pub audio_channels: Option<u16>,
+    /// Which tracks to deliver.
+    pub track_selection: TrackSelection,
+    /// Reconnection for live sources.
+    pub reconnect: ReconnectPolicy,
+    /// Format of headerless PCM input; stdin without it is probed (WAV, FLAC, ...).
+    pub raw_pcm: Option<RawPcmFormat>,
+}
+
+impl IngestConfig {
+    /// A config for `url` with every other setting at its default.
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// The URL's scheme including `://` (`"rtsp://"`), or `None` for bare paths and `-`.
+    pub fn scheme(&self) -> Option<&str> {
+        let end = self.url.find("://")?;
+        let scheme = &self.url[..end];
+        let valid = !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        valid.then(|| &self.url[..end + 3])
+    }
+}
+
+/// Where a source is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestStatus {
+    /// Created, not started.
+    Idle,
+    /// Delivering data.
+    Running,
+    /// Reached the end of its input.
+    Finished,
+    /// Stopped by [`IngestSource::stop`].
+    Stopped,
+    /// Ended with an error.
+    Failed(String),
+}
+
+/// One track of a source, as found when it started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackInfo {
+    /// The track's tag (`"audio:0"`).
+    pub stream_id: String,
+    /// Codec name as the decoder reports it.
+    pub codec: String,
+    /// Rate of the delivered audio (after any requested conversion).
+    pub sample_rate: Option<u32>,
+    /// Channels of the delivered audio (after any requested conversion).
+    pub channels: Option<u16>,
+    /// Duration, when the container states it.
+    pub duration_us: Option<u64>,
+    /// Whether the track is delivered (per the track selection).
+    pub selected: bool,
+}
+
+/// What a started source found in its input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaInfo {
+    /// The container/format name, when known (`"wav"`, `"flac"`, ...).
+    pub format: Option<String>,
+    /// The tracks, selected or not.
+    pub tracks: Vec<TrackInfo>,
+}
+
+impl MediaInfo {
+    /// The longest stated duration among the selected tracks.
+    pub fn duration_us(&self) -> Option<u64> {
+        self.tracks
+            .iter()
+            .filter(|t| t.selected)
+            .filter_map(|t| t.duration_us)
+            .max()
+    }
+}
+
+/// The producing half of an [`IngestStream`].
+#[derive(Debug, Clone)]
+pub struct IngestSender {
+    tx: mpsc::Sender<Result<RuntimeData>>,
+}
+
+impl IngestSender {
+    /// Sends one item, waiting while the reader is behind. False when the reader is gone.
+    pub async fn send(&self, data: RuntimeData) -> bool {
+        self.tx.send(Ok(data)).await.is_ok()
+    }
+
+    /// Blocking form of [`send`](Self::send) for producer threads (not async tasks).
+    pub fn blocking_send(&self, data: RuntimeData) -> bool {
+        self.tx.blocking_send(Ok(data)).is_ok()
+    }
+
+    /// Reports a failure; the stream ends after it.
+    pub fn blocking_fail(&self, error: Error) {
+        let _ = self.tx.blocking_send(Err(error));
+    }
+
+    /// Async form of [`blocking_fail`](Self::blocking_fail).
+    pub async fn fail(&self, error: Error) {
+        let _ = self.tx.send(Err(error)).await;
+    }
+
+    /// Whether the reader has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The data of a started source, in order. Memory stays bounded: the producer waits
+/// while the reader is behind.
+#[derive(Debug)]
+pub struct IngestStream {
+    rx: mpsc::Receiver<Result<RuntimeData>>,
+    info: MediaInfo,
+    error: Option<Error>,
+}
+
+impl IngestStream {
+    /// A stream and its sender, holding at most `capacity` undelivered items.
+    pub fn channel(capacity: usize, info: MediaInfo) -> (IngestSender, IngestStream) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            IngestSender { tx },
+            IngestStream {
+                rx,
+                info,
+                error: None,
+            },
+        )
+    }
+
+    /// The next item; `None` at the end of the input or after a failure (see
+    /// [`error`](Self::error)).
+    pub async fn recv(&mut self) -> Option<RuntimeData> {
+        match self.next().await? {
+            Ok(data) => Some(data),
+            Err(error) => {
+                self.error = Some(error);
+                None
+            }
+        }
+    }
+
+    /// The next item or the failure that ended the stream.
+    pub async fn next(&mut self) -> Option<Result<RuntimeData>> {
+        if self.error.is_some() {
+            return None;
+        }
+        self.rx.recv().await
+    }
+
+    /// The failure that ended the stream, if any.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// What the source found when it started.
+    pub fn media_info(&self) -> &MediaInfo {
+        &self.info
+    }
+}
+
+/// One configured media source.
+#[async_trait]
+pub trait IngestSource: Send + Sync {
+    /// Opens the input and starts delivering. Errors that can be seen up front — a missing
+    /// file, a non-media file, an unreachable server — are returned here.
+    async fn start(&self) -> Result<IngestStream>;
+
+    /// Stops delivering; the stream ends. Idempotent.
+    async fn stop(&self) -> Result<()>;
+
+    /// The source's current state.
+    fn status(&self) -> IngestStatus;
+}
+
+/// A factory for sources of some URL schemes.
+pub trait IngestPlugin: Send + Sync {
+    /// The plugin's name (`"file"`, `"rtmp"`).
+    fn name(&self) -> &'static str;
+
+    /// The schemes it handles, as `"scheme://"`. The plugin that lists `"file://"` also
+    /// receives bare paths and `-`.
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// Creates a source for `config` (do not open it yet: that is `start`'s job).
+    fn create(&self, config: IngestConfig) -> Result<Arc<dyn IngestSource>, Error>;
+
+    /// Checks a config before creating a source.
+    fn validate(&self, config: &IngestConfig) -> Result<(), Error> {
+        let _ = config;
+        Ok(())
+    }
+}
+
+/// The table of ingest plugins; see [`global_ingest_registry`].
+#[derive(Default)]
+pub struct IngestRegistry {
+    plugins: RwLock<Vec<Arc<dyn IngestPlugin>>>,
+}
+
+impl std::fmt::Debug for IngestRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestRegistry")
+            .field("schemes", &self.schemes())
+            .finish()
+    }
+}
+
+impl IngestRegistry {
+    /// An empty registry (most code wants [`global_ingest_registry`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<dyn IngestPlugin>>> {
+        self.plugins.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a plugin. Fails if a plugin with the same name is registered or one of its
+    /// schemes is already claimed.
+    pub fn register(&self, plugin: Arc<dyn IngestPlugin>) -> Result<()> {
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        for existing in plugins.iter() {
+            if existing.name() == plugin.name() {
+                return Err(Error::Other(format!(
+                    "an ingest plugin named '{}' is already registered",
+                    plugin.name()
+                )));
+            }
+            if let Some(scheme) = plugin
+                .schemes()
+                .iter()
+                .find(|s| existing.schemes().contains(s))
+            {
+                return Err(Error::Other(format!(
+                    "scheme {scheme} is already handled by the '{}' ingest plugin",
+                    existing.name()
+                )));
+            }
+        }
+        plugins.push(plugin);
+        Ok(())
+    }
+
+    /// Every registered scheme.
+    pub fn schemes(&self) -> Vec<&'static str> {
+        self.read()
+            .iter()
+            .flat_map(|p| p.schemes().iter().copied())
+            .collect()
+    }
+
+    /// The plugin that handles `config.url`.
+    pub fn plugin_for(&self, config: &IngestConfig) -> Result<Arc<dyn IngestPlugin>> {
+        let wanted = config.scheme().unwrap_or("file://");
+        self.read()
+            .iter()
+            .find(|p| p.schemes().contains(&wanted))
+            .cloned()
+            .ok_or_else(|| {
+                let mut schemes = self.schemes();
+                if schemes.contains(&"file://") {
+                    schemes.push("bare paths");
+                }
+                Error::Ingest {
+                    source_url: config.url.clone(),
+                    message: format!(
+                        "no ingest plugin handles {} (registered: {})",
+                        if config.scheme().is_some() {
+                            format!("the {wanted} scheme")
+                        } else {
+                            "file paths".to_owned()
+                        },
+                        if schemes.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            schemes.join(", ")
+                        }
+                    ),
+                }
+            })
+    }
+
+    /// Validates `config` with the plugin for its URL and creates the source.
+    pub fn create_from_uri(&self, config: &IngestConfig) -> Result<Arc<dyn IngestSource>> {
+        let plugin = self.plugin_for(config)?;
+        plugin.validate(config)?;
+        plugin.create(config.clone())
+    }
+}
+
+/// The process-wide ingest registry. With the `native` feature, [`FileIngestPlugin`] is
+/// registered on first use.
+pub fn global_ingest_registry() -> &'static IngestRegistry {
+    static REGISTRY: OnceLock<IngestRegistry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let registry = IngestRegistry::new();
+        #[cfg(feature = "native")]
+        {
+            // Cannot fail: the registry is empty.
+            let _ = registry.register(Arc::new(FileIngestPlugin));
+        }
+        registry
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_are_parsed_with_their_separator() {
+        assert_eq!(
+            IngestConfig::from_url("rtsp://h/s").scheme(),
+            Some("rtsp://")
+        );
+        assert_eq!(
+            IngestConfig::from_url("file:///a.wav").scheme(),
+            Some("file://")
+        );
+        assert_eq!(IngestConfig::from_url("a.wav").scheme(), None);
+        assert_eq!(IngestConfig::from_url("-").scheme(), None);
+        assert_eq!(IngestConfig::from_url("C:/x://y").scheme(), None);
+    }
+
+    #[test]
+    fn raw_pcm_format_parses_and_rejects_nonsense() {
+        let f = RawPcmFormat::parse("s16le:16000:1").expect("valid");
+        assert_eq!(
+            (f.encoding, f.sample_rate, f.channels),
+            (PcmEncoding::S16Le, 16000, 1)
+        );
+        let err = RawPcmFormat::parse("s24le:16000:1").unwrap_err();
+        assert!(err.to_string().contains("unknown encoding"), "{err}");
+        assert!(RawPcmFormat::parse("s16le:0:1").is_err());
+    }
+
+    #[test]
+    fn first_audio_video_selects_the_first_of_each_kind() {
+        let s = TrackSelection::FirstAudioVideo;
+        assert!(s.selects("audio:0", 0));
+        assert!(!s.selects("audio:1", 1));
+        assert!(s.selects("video:0", 0));
+        assert!(!s.selects("subtitle:0", 0));
+    }
+}
