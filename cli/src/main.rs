@@ -1,0 +1,376 @@
+//! `remotemedia`: run a pipeline manifest on a media file or stdin, validate manifests,
+//! list node types.
+
+mod output;
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use output::{Format, OutputSink};
+use remotemedia_runtime_core::ingestion::{
+    global_ingest_registry, IngestConfig, RawPcmFormat, TrackSelection,
+};
+use remotemedia_runtime_core::manifest::{Manifest, PipelineGraph};
+use remotemedia_runtime_core::nodes::schema::ParamKind;
+use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "remotemedia",
+    version,
+    about = "Run real-time media pipelines described by a manifest",
+    long_about = "Run real-time media pipelines described by a JSON or YAML manifest.\n\nExit status: 0 on success, 1 on any error (invalid manifest, unreadable input, node failure), 2 on bad command-line usage."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream a media file, URL or stdin through a pipeline and print its outputs.
+    Run(RunArgs),
+    /// Check a manifest (structure, node types, params) without running it.
+    Validate {
+        /// The manifest (.json, .yaml or .yml).
+        manifest: String,
+    },
+    /// List every node type with its params, types and defaults.
+    Nodes {
+        /// Print JSON (params as JSON Schema) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The manifest (.json, .yaml or .yml).
+    manifest: String,
+    /// Input: a file path, a file:// URL, another scheme an ingest plugin handles, or `-`
+    /// for stdin (WAV/FLAC/MP3/OGG, or raw PCM with --raw-format).
+    #[arg(short, long)]
+    input: String,
+    /// Write audio outputs to this WAV file (32-bit float), or `-` for stdout (printed
+    /// lines then go to stderr).
+    #[arg(short, long)]
+    output: Option<String>,
+    /// How text and JSON outputs are printed.
+    #[arg(short, long, value_enum, default_value = "text")]
+    format: Format,
+    /// Resample the input to this rate while decoding.
+    #[arg(long)]
+    sample_rate: Option<u32>,
+    /// Convert the input to this many channels while decoding.
+    #[arg(long)]
+    channels: Option<u16>,
+    /// Declare headerless PCM on stdin: ENCODING:RATE:CHANNELS, e.g. s16le:16000:1.
+    #[arg(long)]
+    raw_format: Option<String>,
+    /// Ingest these tracks (e.g. audio:1); repeat for several; `all` for every track.
+    #[arg(long = "track")]
+    tracks: Vec<String>,
+    /// Never show the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Print timing and peak memory to stderr at the end.
+    #[arg(long)]
+    stats: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Validate { manifest } => validate(&manifest),
+            Command::Nodes { json } => nodes(json),
+        }
+    });
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Prints a line; a closed stdout/stderr (e.g. piped into `head`) ends the program quietly.
+fn emit_line(to_stderr: bool, line: &str) {
+    use std::io::Write;
+    let result = if to_stderr {
+        writeln!(std::io::stderr().lock(), "{line}")
+    } else {
+        writeln!(std::io::stdout().lock(), "{line}")
+    };
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+fn load_manifest(path: &str) -> Result<Manifest> {
+    Ok(Manifest::from_file(path)?)
+}
+
+fn validate(path: &str) -> Result<()> {
+    let manifest = load_manifest(path)?;
+    let runner = PipelineRunner::new()?;
+    runner.validate(&manifest)?;
+    let graph = PipelineGraph::build(&manifest)?;
+    let ids = |indices: &[usize]| {
+        indices
+            .iter()
+            .map(|&i| manifest.nodes[i].id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let edges: usize = graph.downstream.iter().map(Vec::len).sum();
+    println!(
+        "{path}: valid{} — {} node(s), {} connection(s); inputs go to: {}; outputs come from: {}",
+        if manifest.metadata.name.is_empty() {
+            String::new()
+        } else {
+            format!(" pipeline '{}'", manifest.metadata.name)
+        },
+        manifest.nodes.len(),
+        edges,
+        ids(&graph.sources),
+        ids(&graph.sinks),
+    );
+    Ok(())
+}
+
+fn nodes(json: bool) -> Result<()> {
+    let runner = PipelineRunner::new()?;
+    let types = runner.registry().node_types();
+    if json {
+        let list: Vec<serde_json::Value> = types.iter().map(|t| t.to_json()).collect();
+        emit_line(false, &serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for info in types {
+        let aliases = if info.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (alias {})", info.aliases.join(", "))
+        };
+        emit_line(
+            false,
+            &format!("{}{aliases} — {}", info.node_type, info.description),
+        );
+        match &info.schema {
+            Some(schema) if schema.params().is_empty() => emit_line(false, "    no params"),
+            Some(schema) => {
+                for p in schema.params() {
+                    let kind = match &p.kind {
+                        ParamKind::Integer { min, max } => format!("integer {min}..={max}"),
+                        ParamKind::Number { min, max } => format!("number {min}..={max}"),
+                        ParamKind::Bool => "boolean".to_owned(),
+                        ParamKind::String => "string".to_owned(),
+                        ParamKind::Choice(c) => c.join("|"),
+                        ParamKind::IntegerOrChoice { min, max, choices } => {
+                            format!("integer {min}..={max} or {}", choices.join("|"))
+                        }
+                        _ => "any".to_owned(),
+                    };
+                    let default = p
+                        .default
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), |d| d.to_string());
+                    emit_line(
+                        false,
+                        &format!(
+                            "    {:<28} {kind}, default {default} — {}",
+                            p.name, p.description
+                        ),
+                    );
+                }
+            }
+            None => emit_line(false, "    params not declared"),
+        }
+    }
+    Ok(())
+}
+
+fn ingest_config(args: &RunArgs) -> Result<IngestConfig> {
+    let track_selection = match args.tracks.as_slice() {
+        [] => TrackSelection::FirstAudioVideo,
+        [one] if one == "all" => TrackSelection::All,
+        many => TrackSelection::Specific(many.to_vec()),
+    };
+    let raw_pcm = args
+        .raw_format
+        .as_deref()
+        .map(RawPcmFormat::parse)
+        .transpose()?;
+    Ok(IngestConfig {
+        audio_sample_rate: args.sample_rate,
+        audio_channels: args.channels,
+        track_selection,
+        raw_pcm,
+        ..IngestConfig::from_url(args.input.clone())
+    })
+}
+
+fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
+    let show = !args.no_progress && args.input != "-" && std::io::stderr().is_terminal();
+    let Some(total_us) = duration_us.filter(|_| show) else {
+        return ProgressBar::hidden();
+    };
+    let bar = ProgressBar::with_draw_target(
+        Some(total_us / 1000),
+        ProgressDrawTarget::stderr_with_hz(10),
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} ms of media, {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Forwards outputs to the sink as they come; returns the sink when the session ends.
+async fn print_outputs(
+    session: Arc<PipelineSession>,
+    mut sink: OutputSink,
+    bar: ProgressBar,
+) -> Result<OutputSink> {
+    loop {
+        let output = session.next_output().await?;
+        let Some(output) = output else {
+            return Ok(sink);
+        };
+        if let Some(line) = sink.handle(&output)? {
+            let to_stderr = sink.lines_to_stderr();
+            bar.suspend(|| emit_line(to_stderr, &line));
+        }
+    }
+}
+
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let manifest = Arc::new(load_manifest(&args.manifest)?);
+    let runner = PipelineRunner::new()?;
+    runner.validate(&manifest)?;
+
+    let config = ingest_config(&args)?;
+    let source = global_ingest_registry().create_from_uri(&config)?;
+    let mut stream = source.start().await?;
+    let bar = progress_bar(&args, stream.media_info().duration_us());
+
+    let session = Arc::new(runner.create_stream_session(manifest).await?);
+    let printer = tokio::spawn(print_outputs(
+        Arc::clone(&session),
+        OutputSink::new(args.format, args.output.clone()),
+        bar.clone(),
+    ));
+
+    let mut media_us = 0u64;
+    let mut interrupted = false;
+    let mut send_error = None;
+    loop {
+        let next = tokio::select! {
+            data = stream.recv() => data,
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                None
+            }
+        };
+        let Some(data) = next else {
+            break;
+        };
+        if let (
+            Some(frames),
+            remotemedia_runtime_core::data::RuntimeData::Audio {
+                sample_rate,
+                timestamp_us,
+                ..
+            },
+        ) = (data.audio_frames(), &data)
+        {
+            let end_us =
+                timestamp_us + frames as u64 * 1_000_000 / u64::from((*sample_rate).max(1));
+            media_us = media_us.max(end_us);
+            bar.set_position(media_us / 1000);
+            let elapsed = started.elapsed().as_secs_f64().max(1e-6);
+            bar.set_message(format!("{:.0}x realtime", media_us as f64 / 1e6 / elapsed));
+        }
+        if let Err(error) = session.send_input(TransportData::new(data)).await {
+            send_error = Some(error);
+            break;
+        }
+    }
+    if interrupted {
+        source.stop().await?;
+        bar.suspend(|| eprintln!("interrupted: finishing the outputs already in flight"));
+    }
+    session.close().await?;
+    let printed = printer
+        .await
+        .map_err(|e| anyhow!("the output task failed: {e}"))?;
+    bar.finish_and_clear();
+    let mut sink = printed?;
+    if let Some(error) = send_error {
+        return Err(error.into());
+    }
+    if let Some(error) = stream.error() {
+        return Err(anyhow!("{error}"));
+    }
+    if let Some((path, frames, rate, channels)) = sink.finish()? {
+        if path != "-" {
+            eprintln!(
+                "wrote {path}: {:.2} s of {rate} Hz audio, {channels} channel(s)",
+                frames as f64 / f64::from(rate.max(1))
+            );
+        }
+    }
+    if args.stats {
+        let wall = started.elapsed();
+        eprintln!(
+            "stats: {:.1} s of media in {:.2} s ({:.0}x realtime), {} outputs, peak memory {}",
+            media_us as f64 / 1e6,
+            wall.as_secs_f64(),
+            media_us as f64 / 1e6 / wall.as_secs_f64().max(1e-9),
+            sink.outputs,
+            peak_memory_mib().map_or_else(|| "unknown".to_owned(), |m| format!("{m:.1} MiB")),
+        );
+        for m in session.metrics() {
+            eprintln!(
+                "  node {:<16} {:>8} in {:>8} out  p50 {:>8.1} µs  p99 {:>8.1} µs",
+                m.node_id,
+                m.processed,
+                m.emitted,
+                m.latency_p50_ns as f64 / 1000.0,
+                m.latency_p99_ns as f64 / 1000.0
+            );
+        }
+    }
+    Ok(())
+}
