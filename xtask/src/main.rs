@@ -1,6 +1,7 @@
 //! Project automation. Run `cargo xtask --help`.
 
 mod bench_audio;
+mod bench_ingest;
 mod dep_audit;
 
 use anyhow::{bail, Context, Result};
@@ -23,12 +24,14 @@ enum Task {
     DepAudit,
     /// Everything CI checks: fmt, clippy -D warnings, dep-audit, wasm32 build, tests, examples.
     Ci,
-    /// Run the demo pipelines end to end.
+    /// Run the examples end to end: the CLI on the bundled speech, the console transport,
+    /// node registration.
     Demo,
     /// Run benchmarks and print their figures.
     Bench {
         /// Which suite: `core` (executor overhead and session start) or `audio` (native
-        /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv).
+        /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv) or `ingest`
+        /// (decode a 10-minute file through a 4-node pipeline: x realtime, peak memory).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -154,7 +157,43 @@ fn ensure_wasm_target() -> Result<()> {
 }
 
 fn demo() -> Result<()> {
-    println!("==> unary: calculator through the console transport");
+    println!("==> the main job: VAD segmentation of the bundled speech");
+    run(cargo_args(&[
+        "run",
+        "--quiet",
+        "-p",
+        "remotemedia-cli",
+        "--",
+        "run",
+        "examples/pipelines/vad-segmentation.yaml",
+        "--input",
+        "examples/media/speech.wav",
+    ]))?;
+    println!("\n==> stream health alerts on the same file");
+    let mut health = cargo_args(&[
+        "run",
+        "--quiet",
+        "-p",
+        "remotemedia-cli",
+        "--",
+        "run",
+        "examples/pipelines/stream-health.yaml",
+        "--input",
+        "examples/media/speech.wav",
+        "--format",
+        "json",
+    ]);
+    health.stdout(std::process::Stdio::piped());
+    let output = health.output().context("cannot run remotemedia")?;
+    if !output.status.success() {
+        bail!("stream-health run failed");
+    }
+    let alerts = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains("\"alert\""))
+        .count();
+    println!("{alerts} alerts (silences and dropouts between words)");
+    println!("\n==> unary: calculator through the console transport");
     run(cargo_args(&[
         "run",
         "--quiet",
@@ -162,7 +201,6 @@ fn demo() -> Result<()> {
         "custom-transport",
         "--",
         r#"{"operation": "multiply", "operands": [6, 7]}"#,
-        r#"{"operation": "divide", "operands": [10, 4]}"#,
     ]))?;
     println!("\n==> streaming: words in, sentences out");
     let mut streaming = cargo_args(&[
@@ -190,6 +228,7 @@ fn demo() -> Result<()> {
 fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
     match suite {
         "audio" => bench_audio::run(root),
+        "ingest" => bench_ingest::run(root),
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -197,7 +236,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
-        other => bail!("unknown bench suite '{other}' (available: core, audio)"),
+        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest)"),
     }
 }
 

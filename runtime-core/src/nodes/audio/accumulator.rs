@@ -10,11 +10,16 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Audio kept beyond `pre_roll_ms` during silence, so that a speech start the VAD confirms
+/// late (it reports when the speech began) still gets its full pre-roll.
+const ONSET_ALLOWANCE_MS: u64 = 2000;
+
 /// Collects speech into utterances, driven by VAD events (`VADNode`, `SileroVADNode`:
 /// Json with `is_speech_start` / `is_speech_end`, each followed by the audio it describes).
 ///
-/// - During silence it keeps only the last `pre_roll_ms` of audio.
-/// - On a speech start it opens an utterance with that pre-roll.
+/// - During silence it keeps recent audio (`pre_roll_ms` plus 2 s).
+/// - On a speech start it opens an utterance beginning `pre_roll_ms` before the speech
+///   (the event's `speech_start_ms`, or the event itself when it has none).
 /// - On a speech end it takes the audio that follows the event, then emits the utterance
 ///   as one Audio item (timestamp = media time of its first frame).
 /// - An utterance reaching `max_utterance_duration_ms` is emitted and a new one continues.
@@ -136,23 +141,41 @@ impl AudioBufferAccumulatorNode {
             )
     }
 
-    /// A new utterance holding the pre-roll (segments of another layout are dropped).
-    fn utterance_from_pre_roll(&mut self) -> Utterance {
+    /// A new utterance holding the pre-roll: audio from `pre_roll_ms` before the speech
+    /// start the VAD reported (or the last `pre_roll_ms`, when it reported none). Segments
+    /// of another layout than the newest are dropped.
+    fn utterance_from_pre_roll(&mut self, speech_start_us: Option<u64>) -> Utterance {
+        let segments = std::mem::take(&mut self.pre_roll);
+        let Some(last) = segments.back() else {
+            return Utterance::default();
+        };
+        let end_us = last.format.timestamp_us + last.format.duration_us(&last.samples);
+        let pre_roll_us = self.pre_roll_ms * 1000;
+        let keep_from_us = match speech_start_us {
+            Some(start) => start.saturating_sub(pre_roll_us),
+            None => end_us.saturating_sub(pre_roll_us),
+        };
+        let speech_from_us = speech_start_us.unwrap_or(end_us);
+        let layout = last.format.clone();
         let mut utterance = Utterance::default();
-        for segment in std::mem::take(&mut self.pre_roll) {
-            match &utterance.format {
-                Some(f) if !f.same_layout(&segment.format) => {
-                    utterance = Utterance::default();
-                }
-                _ => {}
+        for mut segment in segments {
+            if !segment.format.same_layout(&layout) {
+                continue;
             }
-            let frames = segment.format.frames(&segment.samples);
+            let ch = usize::from(segment.format.channels.max(1));
+            let drop = frames_before(&segment, keep_from_us);
+            segment.samples.drain(..drop * ch);
+            segment.format.timestamp_us += frames_to_us(drop as u64, segment.format.sample_rate);
+            if segment.samples.is_empty() {
+                continue;
+            }
+            let pre_frames = frames_before(&segment, speech_from_us) as u64;
             if utterance.format.is_none() {
                 utterance = Utterance::starting_with(segment);
             } else {
                 utterance.samples.extend_from_slice(&segment.samples);
             }
-            utterance.pre_roll_frames += frames;
+            utterance.pre_roll_frames += pre_frames;
         }
         utterance
     }
@@ -179,7 +202,11 @@ impl AudioBufferAccumulatorNode {
         let flag = |key: &str| event.get(key).and_then(Value::as_bool).unwrap_or(false);
         if flag("is_speech_start") && self.utterance.is_none() {
             self.end_pending = false;
-            let utterance = self.utterance_from_pre_roll();
+            let speech_start_us = event
+                .get("speech_start_ms")
+                .and_then(Value::as_f64)
+                .map(|ms| (ms.max(0.0) * 1000.0) as u64);
+            let utterance = self.utterance_from_pre_roll(speech_start_us);
             self.utterance = Some(utterance);
         }
         if flag("is_speech_end") && self.utterance.is_some() {
@@ -236,7 +263,8 @@ impl AudioBufferAccumulatorNode {
     }
 
     fn trim_pre_roll(&mut self) {
-        let keep_us = self.pre_roll_ms * 1000;
+        // Keep enough to reach back from a late-confirmed speech start.
+        let keep_us = (self.pre_roll_ms + ONSET_ALLOWANCE_MS) * 1000;
         let mut total: u64 = self
             .pre_roll
             .iter()
@@ -268,6 +296,14 @@ impl Default for AudioBufferAccumulatorNode {
     fn default() -> Self {
         Self::new(250, 30_000, 300)
     }
+}
+
+/// Frames of `segment` that lie before media time `t_us`.
+fn frames_before(segment: &Segment, t_us: u64) -> usize {
+    let ch = usize::from(segment.format.channels.max(1));
+    let offset = t_us.saturating_sub(segment.format.timestamp_us);
+    ((u128::from(offset) * u128::from(segment.format.sample_rate)).div_ceil(1_000_000) as usize)
+        .min(segment.samples.len() / ch)
 }
 
 fn is_vad_event(value: &Value) -> bool {

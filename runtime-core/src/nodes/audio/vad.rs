@@ -24,14 +24,17 @@ const HYSTERESIS: f64 = 0.15;
 /// floor (which falls fast and rises at 1 dB/s), gated by an absolute level (frames
 /// below about -50 dBFS are not speech — digital silence and -60 dBFS noise never are)
 /// and lowered for noise-like frames (high zero-crossing rate). Hysteresis: speech starts
-/// after `min_speech_duration_ms` of frames at or above `threshold`; it ends after
-/// `min_silence_duration_ms + speech_pad_ms` of frames below `threshold - 0.15`.
+/// after `min_speech_duration_ms` of frames at or above `threshold` (dips of up to
+/// `min(min_silence_duration_ms, 100)` ms inside the onset do not restart the count); it
+/// ends after `min_silence_duration_ms + speech_pad_ms` of frames below `threshold - 0.15`.
 ///
 /// For each audio input, emits Json
 /// `{"has_speech", "speech_probability", "is_speech_start", "is_speech_end", "timestamp_ms"}`
 /// (`has_speech`: in speech at any point of the input; `speech_probability`: the highest
-/// frame probability of the input, 0..1) and then the audio itself, unchanged. Other data
-/// types pass through.
+/// frame probability of the input, 0..1) and then the audio itself, unchanged. A start event
+/// also carries `speech_start_ms` (media time of the run's first speech frame) and an end
+/// event `speech_end_ms` (first frame of the closing silence). Other data types pass
+/// through.
 #[derive(Debug, Clone)]
 pub struct VADNode {
     threshold: f64,
@@ -47,16 +50,26 @@ struct VadState {
     carry: Vec<f32>,
     noise_floor_db: f64,
     in_speech: bool,
+    /// Speech frames counted towards a start.
     speech_run_ms: f64,
+    /// Media time of the first speech frame of the current run.
+    run_start_ms: f64,
+    /// Consecutive non-speech frames inside a run (a run survives short dips).
+    dip_ms: f64,
+    /// Consecutive non-speech frames while in speech.
     silence_run_ms: f64,
+    /// Media time of the first frame of the current silence run.
+    silence_start_ms: f64,
+    /// Media time of the next frame to analyse.
+    next_frame_ms: f64,
 }
 
 /// What one input's frames amounted to.
 #[derive(Debug, Default)]
 struct ChunkDecision {
     max_probability: f64,
-    started: bool,
-    ended: bool,
+    started: Option<f64>,
+    ended: Option<f64>,
     any_speech: bool,
 }
 
@@ -137,7 +150,7 @@ impl VADNode {
         above_noise * loud_enough * (1.0 - 0.5 * noise_likeness)
     }
 
-    fn analyse(&mut self, mono: &[f32], sample_rate: u32) -> ChunkDecision {
+    fn analyse(&mut self, mono: &[f32], sample_rate: u32, timestamp_ms: f64) -> ChunkDecision {
         let restart = self
             .state
             .as_ref()
@@ -149,7 +162,11 @@ impl VADNode {
                 noise_floor_db: -60.0,
                 in_speech: false,
                 speech_run_ms: 0.0,
+                run_start_ms: 0.0,
+                dip_ms: 0.0,
                 silence_run_ms: 0.0,
+                silence_start_ms: 0.0,
+                next_frame_ms: timestamp_ms,
             });
         }
         let mut decision = ChunkDecision::default();
@@ -157,34 +174,50 @@ impl VADNode {
             return decision;
         };
         decision.any_speech = state.in_speech;
+        // A dip shorter than this inside speech onset does not restart the count.
+        let max_dip_ms = self.min_silence_ms.clamp(FRAME_MS, 100.0);
         let frame_len = ((f64::from(sample_rate) * FRAME_MS / 1000.0) as usize).max(1);
         let mut samples = std::mem::take(&mut state.carry);
         samples.extend_from_slice(mono);
         let mut frames = samples.chunks_exact(frame_len);
         for frame in frames.by_ref() {
+            let frame_ms = state.next_frame_ms;
+            state.next_frame_ms += FRAME_MS;
             let p = Self::frame_probability(state, frame);
             decision.max_probability = decision.max_probability.max(p);
             if state.in_speech {
                 if p < (self.threshold - HYSTERESIS).max(0.0) {
+                    if state.silence_run_ms == 0.0 {
+                        state.silence_start_ms = frame_ms;
+                    }
                     state.silence_run_ms += FRAME_MS;
                     if state.silence_run_ms >= self.min_silence_ms + self.speech_pad_ms {
                         state.in_speech = false;
                         state.speech_run_ms = 0.0;
-                        decision.ended = true;
+                        state.dip_ms = 0.0;
+                        decision.ended = Some(state.silence_start_ms);
                     }
                 } else {
                     state.silence_run_ms = 0.0;
                 }
             } else if p >= self.threshold {
+                if state.speech_run_ms == 0.0 {
+                    state.run_start_ms = frame_ms;
+                }
+                state.dip_ms = 0.0;
                 state.speech_run_ms += FRAME_MS;
                 if state.speech_run_ms >= self.min_speech_ms.max(FRAME_MS) {
                     state.in_speech = true;
                     state.silence_run_ms = 0.0;
-                    decision.started = true;
+                    decision.started = Some(state.run_start_ms);
                     decision.any_speech = true;
                 }
-            } else {
-                state.speech_run_ms = 0.0;
+            } else if state.speech_run_ms > 0.0 {
+                state.dip_ms += FRAME_MS;
+                if state.dip_ms > max_dip_ms {
+                    state.speech_run_ms = 0.0;
+                    state.dip_ms = 0.0;
+                }
             }
         }
         state.carry = frames.remainder().to_vec();
@@ -206,14 +239,21 @@ impl Node for VADNode {
         };
         let mono = downmix_to_mono(view.samples, usize::from(view.channels));
         let timestamp_ms = view.timestamp_ms();
-        let decision = self.analyse(&mono, view.sample_rate);
-        outputs.push(RuntimeData::Json(json!({
+        let decision = self.analyse(&mono, view.sample_rate, timestamp_ms);
+        let mut event = json!({
             "has_speech": decision.any_speech,
             "speech_probability": (decision.max_probability * 1000.0).round() / 1000.0,
-            "is_speech_start": decision.started,
-            "is_speech_end": decision.ended,
+            "is_speech_start": decision.started.is_some(),
+            "is_speech_end": decision.ended.is_some(),
             "timestamp_ms": timestamp_ms,
-        })));
+        });
+        if let Some(start) = decision.started {
+            event["speech_start_ms"] = json!(start);
+        }
+        if let Some(end) = decision.ended {
+            event["speech_end_ms"] = json!(end);
+        }
+        outputs.push(RuntimeData::Json(event));
         outputs.push(input);
         Ok(())
     }
