@@ -213,3 +213,57 @@ async fn readme_custom_plugin_registers_and_feeds_a_pipeline() {
         "cannot ingest my://many: expected my://<number of chunks>"
     );
 }
+
+mod crate_readme_quick_example {
+    // --- runtime-core/README.md: "Ingestion Framework", Quick Example (verbatim) ---
+    use remotemedia_runtime_core::data::RuntimeData;
+    use remotemedia_runtime_core::ingestion::{
+        global_ingest_registry, IngestConfig, TrackSelection,
+    };
+
+    #[tokio::main]
+    pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        // Get the global ingest registry (FileIngestPlugin is auto-registered)
+        let registry = global_ingest_registry();
+
+        // Decode a file, delivered as 16 kHz mono
+        let config = IngestConfig {
+            audio_sample_rate: Some(16_000),
+            audio_channels: Some(1),
+            ..IngestConfig::from_url("examples/media/speech.wav")
+        };
+
+        // Create the ingest source
+        let source = registry.create_from_uri(&config)?;
+
+        // Start ingestion - returns a stream of RuntimeData
+        let mut stream = source.start().await?;
+
+        // Receive decoded audio
+        while let Some(data) = stream.recv().await {
+            if let RuntimeData::Audio {
+                samples,
+                sample_rate,
+                channels,
+                stream_id,
+                ..
+            } = data
+            {
+                // Process audio chunk
+            }
+        }
+        // A truncated or corrupt input ends the stream with an error
+        if let Some(error) = stream.error() {
+            return Err(error.clone().into());
+        }
+        Ok(())
+    }
+    // --- end ---
+}
+
+#[test]
+fn crate_readme_quick_example_decodes_the_bundled_speech() {
+    // The example's path is relative to the workspace root.
+    std::env::set_current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).expect("chdir");
+    crate_readme_quick_example::main().expect("decodes");
+}
