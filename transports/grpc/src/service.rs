@@ -1,0 +1,372 @@
+//! The `remotemedia.v1.PipelineService` implementation.
+
+use crate::convert::{from_proto, output_to_proto};
+use crate::proto::pipeline_service_server::PipelineService;
+use crate::proto::{self, stream_request, stream_response};
+use crate::status::status_from_error;
+use crate::ServerConfig;
+use futures::Stream;
+use prost::Message;
+use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Server state shared by every call.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct PipelineServiceImpl {
+    runner: PipelineRunner,
+    config: Arc<ServerConfig>,
+    sessions: Arc<Semaphore>,
+    shutdown: watch::Receiver<ShutdownPhase>,
+}
+
+/// Where the server is in its shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownPhase {
+    /// Serving.
+    Running,
+    /// No new sessions; open ones may finish.
+    Draining,
+    /// Open sessions are being closed.
+    Closing,
+}
+
+type OutputStream = Pin<Box<dyn Stream<Item = Result<proto::StreamResponse, Status>> + Send>>;
+
+fn too_large(what: &str, len: usize, limit: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "{what} is {len} bytes, over the server's limit of {limit} bytes (--max-message-bytes)"
+    ))
+}
+
+/// tonic reports an over-limit message as OUT_OF_RANGE; the service reports RESOURCE_EXHAUSTED.
+pub(crate) fn map_transport_status(status: Status) -> Status {
+    if status.code() == tonic::Code::OutOfRange && status.message().contains("length too large") {
+        Status::resource_exhausted(status.message().to_owned())
+    } else {
+        status
+    }
+}
+
+impl PipelineServiceImpl {
+    /// A service over `runner`; `sessions` holds one permit per allowed concurrent session.
+    pub fn new(
+        runner: PipelineRunner,
+        config: Arc<ServerConfig>,
+        sessions: Arc<Semaphore>,
+        shutdown: watch::Receiver<ShutdownPhase>,
+    ) -> Self {
+        Self {
+            runner,
+            sessions,
+            config,
+            shutdown,
+        }
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        if *self.shutdown.borrow() != ShutdownPhase::Running {
+            return Err(Status::unavailable(
+                "server is shutting down and accepts no new sessions",
+            ));
+        }
+        Arc::clone(&self.sessions).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "server is at its limit of {} concurrent sessions (--max-sessions)",
+                self.config.max_sessions
+            ))
+        })
+    }
+
+    fn parse_manifest(text: &str) -> Result<Arc<Manifest>, Status> {
+        Manifest::parse(text)
+            .map(Arc::new)
+            .map_err(|e| status_from_error(&e))
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineService for PipelineServiceImpl {
+    async fn execute(
+        &self,
+        request: Request<proto::ExecuteRequest>,
+    ) -> Result<Response<proto::ExecuteResponse>, Status> {
+        let _permit = self.admit()?;
+        let request = request.into_inner();
+        let len = request.encoded_len();
+        if len > self.config.max_message_bytes {
+            return Err(too_large("the request", len, self.config.max_message_bytes));
+        }
+        let manifest = Self::parse_manifest(&request.manifest)?;
+        let inputs = request
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| from_proto(item, &format!("inputs[{i}]")).map(TransportData::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = self
+            .runner
+            .execute_collect(manifest, inputs)
+            .await
+            .map_err(|e| status_from_error(&e))?;
+        let outputs: Vec<proto::Output> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| output_to_proto(o, i as u64))
+            .collect();
+        let response = proto::ExecuteResponse { outputs };
+        let len = response.encoded_len();
+        if len > self.config.max_message_bytes {
+            return Err(too_large(
+                "the response",
+                len,
+                self.config.max_message_bytes,
+            ));
+        }
+        Ok(Response::new(response))
+    }
+
+    type StreamPipelineStream = OutputStream;
+
+    async fn stream_pipeline(
+        &self,
+        request: Request<Streaming<proto::StreamRequest>>,
+    ) -> Result<Response<Self::StreamPipelineStream>, Status> {
+        let permit = self.admit()?;
+        let mut inbound = request.into_inner();
+        let idle = self.config.idle_timeout;
+        let first = match tokio::time::timeout(idle, inbound.message()).await {
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no open message within the idle timeout of {} s",
+                    idle.as_secs()
+                )))
+            }
+            Ok(Err(status)) => return Err(map_transport_status(status)),
+            Ok(Ok(None)) => {
+                return Err(Status::invalid_argument(
+                    "the stream ended before an open message",
+                ))
+            }
+            Ok(Ok(Some(message))) => message,
+        };
+        let Some(stream_request::Kind::Open(open)) = first.kind else {
+            return Err(Status::invalid_argument(
+                "the first message of a stream must be `open` with a manifest",
+            ));
+        };
+        let manifest = Self::parse_manifest(&open.manifest)?;
+        let session = Arc::new(
+            self.runner
+                .create_stream_session(manifest)
+                .await
+                .map_err(|e| status_from_error(&e))?,
+        );
+        let session_id = session.session_id().to_owned();
+        tracing::info!(%session_id, "stream session opened");
+
+        let (tx, rx) = mpsc::channel::<Result<proto::StreamResponse, Status>>(64);
+        let _ = tx
+            .send(Ok(proto::StreamResponse {
+                kind: Some(stream_response::Kind::Opened(proto::SessionOpened {
+                    session_id: session_id.clone(),
+                })),
+            }))
+            .await;
+
+        let (abort_tx, abort_rx) = watch::channel::<Option<Status>>(None);
+        tokio::spawn(forward_outputs(
+            Arc::clone(&session),
+            tx.clone(),
+            abort_rx,
+            permit,
+        ));
+        tokio::spawn(forward_inputs(
+            session,
+            inbound,
+            abort_tx,
+            self.shutdown.clone(),
+            Arc::clone(&self.config),
+        ));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_nodes(
+        &self,
+        _request: Request<proto::ListNodesRequest>,
+    ) -> Result<Response<proto::ListNodesResponse>, Status> {
+        let nodes = self
+            .runner
+            .registry()
+            .node_types()
+            .into_iter()
+            .map(|info| proto::NodeType {
+                kind: match info.kind {
+                    remotemedia_runtime_core::nodes::registry::NodeKind::Rust => "rust",
+                    remotemedia_runtime_core::nodes::registry::NodeKind::Python => "python",
+                }
+                .to_owned(),
+                params_schema: info
+                    .schema
+                    .as_ref()
+                    .map(|s| s.to_json_schema().to_string())
+                    .unwrap_or_default(),
+                node_type: info.node_type,
+                aliases: info.aliases,
+                description: info.description,
+            })
+            .collect();
+        Ok(Response::new(proto::ListNodesResponse { nodes }))
+    }
+}
+
+/// Sends the session's outputs to the client until it ends, then `closed` (or the error).
+/// Holds the session slot until the stream is over.
+async fn forward_outputs(
+    session: Arc<PipelineSession>,
+    tx: mpsc::Sender<Result<proto::StreamResponse, Status>>,
+    mut abort: watch::Receiver<Option<Status>>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let mut sent = 0u64;
+    loop {
+        let next = tokio::select! {
+            output = session.next_output() => output,
+            status = aborted(&mut abort) => {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+        };
+        match next {
+            Ok(Some(output)) => {
+                let message = proto::StreamResponse {
+                    kind: Some(stream_response::Kind::Output(output_to_proto(
+                        &output, sent,
+                    ))),
+                };
+                sent += 1;
+                if tx.send(Ok(message)).await.is_err() {
+                    // The client went away: dropping the session cancels its tasks.
+                    return;
+                }
+            }
+            Ok(None) => {
+                let _ = tx
+                    .send(Ok(proto::StreamResponse {
+                        kind: Some(stream_response::Kind::Closed(proto::SessionClosed {
+                            session_id: session.session_id().to_owned(),
+                            outputs: sent,
+                        })),
+                    }))
+                    .await;
+                tracing::info!(session_id = %session.session_id(), outputs = sent, "stream session closed");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(session_id = %session.session_id(), %error, "stream session failed");
+                let _ = tx.send(Err(status_from_error(&error))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves with the status the input side ended the session with; never resolves when
+/// the input side finished normally (close or half-close).
+async fn aborted(abort: &mut watch::Receiver<Option<Status>>) -> Status {
+    let ended = abort.wait_for(Option::is_some).await.map(|s| s.clone());
+    match ended {
+        Ok(status) => status.unwrap_or_else(|| Status::cancelled("session cancelled")),
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Feeds client frames into the session; handles close, cancel, idle timeout, shutdown.
+async fn forward_inputs(
+    session: Arc<PipelineSession>,
+    mut inbound: Streaming<proto::StreamRequest>,
+    abort: watch::Sender<Option<Status>>,
+    mut shutdown: watch::Receiver<ShutdownPhase>,
+    config: Arc<ServerConfig>,
+) {
+    let mut frames = 0usize;
+    let end = |status: Status| {
+        let _ = abort.send(Some(status));
+    };
+    loop {
+        let message = tokio::select! {
+            message = tokio::time::timeout(config.idle_timeout, inbound.message()) => message,
+            _ = shutdown.wait_for(|p| *p == ShutdownPhase::Closing) => {
+                end(Status::unavailable("server shutting down: the session was closed before it finished"));
+                return;
+            }
+        };
+        let message = match message {
+            Err(_) => {
+                end(Status::deadline_exceeded(format!(
+                    "session idle for {} s (--idle-timeout-secs)",
+                    config.idle_timeout.as_secs()
+                )));
+                return;
+            }
+            Ok(Err(status)) => {
+                end(map_transport_status(status));
+                return;
+            }
+            // The client half-closed its side: same as `close`.
+            Ok(Ok(None)) => {
+                let _ = session.close().await;
+                return;
+            }
+            Ok(Ok(Some(message))) => message,
+        };
+        match message.kind {
+            Some(stream_request::Kind::Data(item)) => {
+                let len = item.encoded_len();
+                if len > config.max_message_bytes {
+                    end(too_large(
+                        &format!("data frame {frames}"),
+                        len,
+                        config.max_message_bytes,
+                    ));
+                    return;
+                }
+                let data = match from_proto(item, &format!("data frame {frames}")) {
+                    Ok(data) => data,
+                    Err(status) => {
+                        end(status);
+                        return;
+                    }
+                };
+                frames += 1;
+                if session.send_input(TransportData::new(data)).await.is_err() {
+                    // The session failed; forward_outputs reports the error.
+                    return;
+                }
+            }
+            Some(stream_request::Kind::Close(_)) => {
+                let _ = session.close().await;
+                return;
+            }
+            Some(stream_request::Kind::Cancel(_)) => {
+                end(Status::cancelled("session cancelled by the client"));
+                return;
+            }
+            Some(stream_request::Kind::Open(_)) => {
+                end(Status::invalid_argument("the session is already open"));
+                return;
+            }
+            None => {
+                end(Status::invalid_argument("empty stream message"));
+                return;
+            }
+        }
+    }
+}
