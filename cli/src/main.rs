@@ -44,6 +44,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve pipelines over gRPC (the same server as remotemedia-grpc-server).
+    Serve(remotemedia_grpc::args::ServerArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,6 +100,10 @@ fn main() {
             Command::Run(args) => run(args).await,
             Command::Validate { manifest } => validate(&manifest),
             Command::Nodes { json } => nodes(json),
+            Command::Serve(args) => {
+                remotemedia_grpc::args::init_logging();
+                remotemedia_grpc::args::run_server("remotemedia serve", &args).await
+            }
         }
     });
     if let Err(error) = result {

@@ -1,11 +1,9 @@
 //! `cargo xtask bench audio`: native audio nodes vs the Python way, in one run.
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// Python packages the comparison needs, installed into a venv by this command.
 const PYTHON_PACKAGES: &[&str] = &["numpy", "scipy", "soxr", "webrtcvad-wheels"];
@@ -27,7 +25,7 @@ pub fn run(root: &Path) -> Result<()> {
         .unwrap_or_else(|| root.join("target"));
     let work = target.join("bench-audio");
     std::fs::create_dir_all(&work)?;
-    let python = ensure_venv(&target.join("bench-venv"), PYTHON_PACKAGES)?;
+    let python = crate::venv::ensure_venv(&target.join("bench-venv"), PYTHON_PACKAGES)?;
 
     println!("==> native nodes (cargo bench --bench audio_nodes)");
     crate::run({
@@ -145,48 +143,4 @@ fn read_results(path: &Path) -> Result<Vec<Value>> {
         .as_array()
         .cloned()
         .unwrap_or_default())
-}
-
-/// Creates (once) a venv with `packages` and returns its python.
-pub fn ensure_venv(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
-    let python = venv.join("bin/python");
-    let marker = venv.join(format!(".installed-{}", packages.join("+")));
-    if marker.exists() {
-        return Ok(python);
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar.set_message(format!("creating {}", venv.display()));
-    if !python.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(venv)
-            .status()
-            .context("python3 is needed for the Python side of the benchmark")?;
-        if !status.success() {
-            bail!("python3 -m venv {} failed", venv.display());
-        }
-    }
-    bar.set_message(format!("pip install {}", packages.join(" ")));
-    let output = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(packages)
-        .output()
-        .context("cannot run pip")?;
-    bar.finish_and_clear();
-    if !output.status.success() {
-        bail!(
-            "pip install {} failed:\n{}",
-            packages.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    std::fs::write(&marker, "")?;
-    Ok(python)
 }

@@ -3,6 +3,7 @@
 mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
+mod venv;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -123,6 +124,16 @@ fn ci() -> Result<()> {
             ]),
         ),
         ("tests", cargo_args(&["test", "--workspace"])),
+        (
+            "gRPC server binary",
+            cargo_args(&[
+                "build",
+                "-p",
+                "remotemedia-grpc",
+                "--bin",
+                "remotemedia-grpc-server",
+            ]),
+        ),
         ("demo pipelines", cargo_args(&["xtask", "demo"])),
     ];
     let bar = steps_bar(steps.len());
@@ -134,9 +145,36 @@ fn ci() -> Result<()> {
             .with_context(|| format!("CI step '{name}' failed"))?;
         bar.inc(1);
     }
+    bar.set_message("Python grpcio client against the server");
+    bar.suspend(|| println!("\n==> Python grpcio client against the real server"));
+    bar.suspend(python_grpc_client)
+        .context("CI step 'Python grpcio client' failed")?;
     bar.finish_and_clear();
     println!("\nCI passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Generates stubs from our .proto with grpcio-tools and runs unary, streaming and error
+/// calls against the real `remotemedia-grpc-server`.
+fn python_grpc_client() -> Result<()> {
+    let target = target_dir();
+    let python = venv::ensure_venv(
+        &target.join("ci-venv"),
+        &["grpcio", "grpcio-tools", "pytest"],
+    )?;
+    let server = std::fs::canonicalize(target.join("debug/remotemedia-grpc-server"))
+        .context("the server binary was not built")?;
+    let mut pytest = Command::new(python);
+    pytest
+        .args(["-m", "pytest", "-q", "transports/grpc/tests/python"])
+        .env("REMOTEMEDIA_GRPC_SERVER", server);
+    run(pytest)
 }
 
 fn ensure_wasm_target() -> Result<()> {

@@ -16,6 +16,7 @@
 //!
 //! [`GrpcTransport`] is the [`PipelineTransport`] the service is built on.
 
+pub mod args;
 pub mod convert;
 mod service;
 pub mod status;
