@@ -32,7 +32,8 @@ enum Task {
     Bench {
         /// Which suite: `core` (executor overhead and session start) or `audio` (native
         /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv) or `ingest`
-        /// (decode a 10-minute file through a 4-node pipeline: x realtime, peak memory).
+        /// (decode a 10-minute file through a 4-node pipeline: x realtime, peak memory) or
+        /// `grpc` (N real-time streaming sessions against the server: latency, CPU).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -267,6 +268,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
     match suite {
         "audio" => bench_audio::run(root),
         "ingest" => bench_ingest::run(root),
+        "grpc" => bench_grpc(),
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -274,8 +276,37 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
-        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest)"),
+        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc)"),
     }
+}
+
+/// Real-time streaming sessions against the release server; 10 s per session count.
+fn bench_grpc() -> Result<()> {
+    run(cargo_args(&[
+        "build",
+        "--release",
+        "-p",
+        "remotemedia-grpc",
+        "--bin",
+        "remotemedia-grpc-server",
+    ]))?;
+    let server = std::fs::canonicalize(target_dir().join("release/remotemedia-grpc-server"))?;
+    let server = server.to_string_lossy().into_owned();
+    run(cargo_args(&[
+        "bench",
+        "-p",
+        "remotemedia-grpc",
+        "--bench",
+        "load",
+        "--",
+        &server,
+        "10",
+        "10",
+        "100",
+        "500",
+        "750",
+        "1000",
+    ]))
 }
 
 fn build_time() -> Result<()> {

@@ -697,3 +697,49 @@ async fn list_nodes_and_reflection_describe_the_service() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn cancel_ends_the_session_with_cancelled() {
+    let server = TestServer::start(ServerConfig::default()).await;
+    let mut client = server.client().await;
+    let (tx, mut responses) = open_stream(&mut client, CALC).await.expect("open");
+    tx.send(StreamRequest {
+        kind: Some(stream_request::Kind::Cancel(proto::CancelSession {})),
+    })
+    .await
+    .expect("cancel");
+    let status = loop {
+        match responses.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("expected CANCELLED"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Cancelled);
+    assert_eq!(status.message(), "session cancelled by the client");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_transport_implements_the_core_transport_traits() {
+    use remotemedia_grpc::GrpcTransport;
+    use remotemedia_runtime_core::data::RuntimeData;
+    use remotemedia_runtime_core::manifest::Manifest;
+    use remotemedia_runtime_core::transport::{PipelineTransport, TransportData};
+    use std::sync::Arc;
+
+    let transport = GrpcTransport::new(PipelineRunner::new().expect("runner"));
+    let manifest = Arc::new(Manifest::from_yaml(CALC).expect("manifest"));
+    let request = serde_json::json!({"operation": "subtract", "operands": [10, 4]});
+    let out = transport
+        .execute(
+            Arc::clone(&manifest),
+            TransportData::new(RuntimeData::Json(request)),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(out.data.as_json().expect("json")["result"], 6);
+    let session = transport.stream(manifest).await.expect("stream");
+    assert!(session.is_active());
+    session.close().await.expect("close");
+}
