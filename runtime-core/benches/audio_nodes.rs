@@ -19,6 +19,10 @@ use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+// The signal measurements the tests use (THD+N, ...), so both report the same figures.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const SECONDS: f64 = 60.0;
 const RUNS: usize = 5;
 
@@ -105,34 +109,6 @@ fn collect_audio<N: Node>(mut node: N, chunks: &[RuntimeData]) -> Vec<f32> {
     all
 }
 
-/// THD+N (dB) of a sine of known frequency: everything but the least-squares fitted sine,
-/// relative to it, ignoring the first and last 10 %. Same formula as the Python side.
-fn thd_n_db(signal: &[f32], freq: f64, rate: u32) -> f64 {
-    let start = signal.len() / 10;
-    let x = &signal[start..signal.len() - start];
-    let w = 2.0 * PI * freq / f64::from(rate);
-    let (mut ss, mut cc, mut sc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (i, &v) in x.iter().enumerate() {
-        let t = w * (i + start) as f64;
-        let (s, c) = (t.sin(), t.cos());
-        ss += s * s;
-        cc += c * c;
-        sc += s * c;
-        xs += f64::from(v) * s;
-        xc += f64::from(v) * c;
-    }
-    let det = ss * cc - sc * sc;
-    let (a, b) = ((xs * cc - xc * sc) / det, (xc * ss - xs * sc) / det);
-    let (mut fit_power, mut residual) = (0.0, 0.0);
-    for (i, &v) in x.iter().enumerate() {
-        let t = w * (i + start) as f64;
-        let fit = a * t.sin() + b * t.cos();
-        fit_power += fit * fit;
-        residual += (f64::from(v) - fit).powi(2);
-    }
-    10.0 * (residual / fit_power).log10()
-}
-
 fn main() {
     let dir: PathBuf = std::env::args()
         .skip(1)
@@ -189,7 +165,7 @@ fn main() {
     ] {
         let (t, _) = time_node(|| FastResampleNode::new(16_000, quality), &c_tone441);
         let out = collect_audio(FastResampleNode::new(16_000, quality), &c_tone441);
-        let thd = thd_n_db(&out, 1000.0, 16_000);
+        let thd = support::thd_n_db(&out, 1000.0, 16_000, 0.1);
         record(
             name,
             t,
