@@ -39,6 +39,8 @@ enum Task {
     },
     /// Time a clean release build of runtime-core alone (in a fresh target directory).
     BuildTime,
+    /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
+    Wheel,
 }
 
 fn main() -> Result<()> {
@@ -51,6 +53,7 @@ fn main() -> Result<()> {
         Task::Demo => demo(),
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
+        Task::Wheel => wheel().map(|path| println!("{}", path.display())),
     }
 }
 
@@ -146,6 +149,10 @@ fn ci() -> Result<()> {
             .with_context(|| format!("CI step '{name}' failed"))?;
         bar.inc(1);
     }
+    bar.set_message("Python package");
+    bar.suspend(|| println!("\n==> the remotemedia wheel and its pytest suite"));
+    bar.suspend(python_package)
+        .context("CI step 'Python package' failed")?;
     bar.set_message("Python grpcio client against the server");
     bar.suspend(|| println!("\n==> Python grpcio client against the real server"));
     bar.suspend(python_grpc_client)
@@ -175,6 +182,52 @@ fn python_grpc_client() -> Result<()> {
     pytest
         .args(["-m", "pytest", "-q", "transports/grpc/tests/python"])
         .env("REMOTEMEDIA_GRPC_SERVER", server);
+    run(pytest)
+}
+
+const FFI_VENV_PACKAGES: &[&str] = &["maturin==1.16.0", "numpy", "pytest"];
+
+/// Builds the wheel with maturin (release, abi3) and returns its path.
+fn wheel() -> Result<PathBuf> {
+    let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
+    let python = venv::ensure_venv(&target.join("ffi-venv"), FFI_VENV_PACKAGES)?;
+    let maturin = python.with_file_name("maturin");
+    let out = target.join("wheels");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut build = Command::new(&maturin);
+    build
+        .current_dir("transports/ffi")
+        .args(["build", "--release", "--quiet", "-o"])
+        .arg(&out)
+        .arg("-i")
+        .arg(&python);
+    run(build)?;
+    let wheel = std::fs::read_dir(&out)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("maturin produced no wheel")?;
+    Ok(wheel)
+}
+
+/// Builds and installs the wheel into a venv and runs its pytest suite.
+fn python_package() -> Result<()> {
+    let wheel = wheel()?;
+    let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
+    let python = venv::ensure_venv(&target.join("ffi-venv"), FFI_VENV_PACKAGES)?;
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel);
+    run(install)?;
+    let mut pytest = Command::new(&python);
+    pytest.args(["-m", "pytest", "-q", "transports/ffi/tests"]);
     run(pytest)
 }
 

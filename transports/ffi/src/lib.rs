@@ -1,0 +1,275 @@
+//! `remotemedia._remotemedia`: the native part of the `remotemedia` Python package.
+//!
+//! Runs pipelines on the runtime core from Python: `execute`, streaming sessions, node
+//! listing. Audio crosses as numpy float32 arrays without copying in either direction;
+//! the GIL is released while the runtime works.
+
+mod convert;
+
+use convert::{data_from_py, output_to_py, Output};
+use pyo3::exceptions::{PyException, PyTimeoutError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use remotemedia_runtime_core::Error;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+pyo3::create_exception!(
+    remotemedia,
+    RemoteMediaError,
+    PyException,
+    "Any RemoteMedia failure; `node_id` names the node involved, if any."
+);
+pyo3::create_exception!(
+    remotemedia,
+    ManifestError,
+    RemoteMediaError,
+    "The manifest is invalid (syntax, node types, params, edges)."
+);
+pyo3::create_exception!(
+    remotemedia,
+    NodeError,
+    RemoteMediaError,
+    "A node failed or panicked while running."
+);
+
+fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("remotemedia")
+        .enable_all()
+        .build()
+        .map_err(|e| RemoteMediaError::new_err(format!("cannot start the runtime: {e}")))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+fn runner() -> PyResult<&'static PipelineRunner> {
+    static RUNNER: OnceLock<PipelineRunner> = OnceLock::new();
+    if let Some(r) = RUNNER.get() {
+        return Ok(r);
+    }
+    let runner = PipelineRunner::new().map_err(|e| RemoteMediaError::new_err(e.to_string()))?;
+    Ok(RUNNER.get_or_init(|| runner))
+}
+
+/// A runtime error as a Python exception with `node_id` set.
+fn to_py_err(py: Python<'_>, error: &Error) -> PyErr {
+    let err = if error.is_manifest_error() {
+        ManifestError::new_err(error.to_string())
+    } else if matches!(error, Error::NodeFailed { .. } | Error::NodeInit { .. }) {
+        NodeError::new_err(error.to_string())
+    } else {
+        RemoteMediaError::new_err(error.to_string())
+    };
+    let _ = err.value(py).setattr("node_id", error.node_id());
+    err
+}
+
+/// A manifest from a dict, a JSON/YAML string, or a path to a manifest file.
+fn manifest_from_py(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Arc<Manifest>> {
+    let parsed = if let Ok(text) = manifest.extract::<String>() {
+        let is_file = !text.contains('\n') && std::path::Path::new(&text).is_file();
+        if is_file {
+            Manifest::from_file(&text)
+        } else {
+            Manifest::parse(&text)
+        }
+    } else if manifest.is_instance_of::<PyDict>() {
+        let json = py.import("json")?.call_method1("dumps", (manifest,))?;
+        Manifest::from_json(&json.extract::<String>()?)
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "manifest must be a dict, a JSON/YAML string or a path, not {}",
+            manifest.get_type().name()?
+        )));
+    };
+    parsed.map(Arc::new).map_err(|e| to_py_err(py, &e))
+}
+
+/// Runs `manifest` once on `inputs` (one item or a list), ends the input so buffering
+/// nodes flush, and returns every output, in order.
+#[pyfunction]
+fn execute(
+    py: Python<'_>,
+    manifest: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+) -> PyResult<Vec<Output>> {
+    let manifest = manifest_from_py(py, manifest)?;
+    let items: Vec<Bound<'_, PyAny>> = if inputs.is_instance_of::<PyList>() {
+        inputs.cast::<PyList>()?.iter().collect()
+    } else {
+        vec![inputs.clone()]
+    };
+    let mut data = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        data.push(TransportData::new(data_from_py(
+            py,
+            item,
+            &format!("inputs[{i}]"),
+        )?));
+    }
+    let runner = runner()?;
+    let rt = runtime()?;
+    let outputs = py.detach(|| rt.block_on(runner.execute_collect(manifest, data)));
+    let outputs = outputs.map_err(|e| to_py_err(py, &e))?;
+    outputs.iter().map(|o| output_to_py(py, o)).collect()
+}
+
+/// A streaming session (see `open_session`).
+#[pyclass(module = "remotemedia", frozen)]
+struct StreamSession {
+    session: Arc<PipelineSession>,
+}
+
+#[pymethods]
+impl StreamSession {
+    /// Opens a session on `manifest` (dict, JSON/YAML string or path).
+    #[new]
+    fn new(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let manifest = manifest_from_py(py, manifest)?;
+        let runner = runner()?;
+        let rt = runtime()?;
+        let session = py
+            .detach(|| rt.block_on(runner.create_stream_session(manifest)))
+            .map_err(|e| to_py_err(py, &e))?;
+        Ok(Self {
+            session: Arc::new(session),
+        })
+    }
+
+    /// The session's id.
+    #[getter]
+    fn session_id(&self) -> String {
+        self.session.session_id().to_owned()
+    }
+
+    /// False once the session is closed or has failed.
+    #[getter]
+    fn is_active(&self) -> bool {
+        self.session.is_active()
+    }
+
+    /// Sends one item (waits while the pipeline is backpressured).
+    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data_from_py(py, item, "item")?;
+        let session = Arc::clone(&self.session);
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(session.send_input(TransportData::new(data))))
+            .map_err(|e| to_py_err(py, &e))
+    }
+
+    /// The next output; None once everything sent so far has been processed and taken
+    /// (or, after close(), once the session has finished). `timeout` in seconds raises
+    /// TimeoutError when it passes first.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Output>> {
+        let session = Arc::clone(&self.session);
+        let rt = runtime()?;
+        let result = py.detach(|| {
+            rt.block_on(async {
+                match timeout {
+                    Some(t) => tokio::time::timeout(
+                        Duration::from_secs_f64(t.max(0.0)),
+                        session.recv_output(),
+                    )
+                    .await
+                    .ok(),
+                    None => Some(session.recv_output().await),
+                }
+            })
+        });
+        match result {
+            None => Err(PyTimeoutError::new_err(format!(
+                "no output within {} s",
+                timeout.unwrap_or_default()
+            ))),
+            Some(Ok(Some(output))) => Ok(Some(output_to_py(py, &output)?)),
+            Some(Ok(None)) => Ok(None),
+            Some(Err(e)) => Err(to_py_err(py, &e)),
+        }
+    }
+
+    /// Ends the input: nodes flush; remaining outputs stay receivable. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let session = Arc::clone(&self.session);
+        let rt = runtime()?;
+        py.detach(|| rt.block_on(session.close()))
+            .map_err(|e| to_py_err(py, &e))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Iteration waits for each output until the session has ended (close() first).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Output>> {
+        let session = Arc::clone(&self.session);
+        let rt = runtime()?;
+        match py.detach(|| rt.block_on(session.next_output())) {
+            Ok(Some(output)) => Ok(Some(output_to_py(py, &output)?)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(to_py_err(py, &e)),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "StreamSession(session_id={:?}, active={})",
+            self.session.session_id(),
+            self.session.is_active()
+        )
+    }
+}
+
+/// Opens a streaming session on `manifest`.
+#[pyfunction]
+fn open_session(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<StreamSession> {
+    StreamSession::new(py, manifest)
+}
+
+/// Every registered node type: `{node_type, aliases, kind, description, params}` with
+/// `params` a JSON Schema dict (or None).
+#[pyfunction]
+fn nodes(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let list: Vec<serde_json::Value> = runner()?
+        .registry()
+        .node_types()
+        .iter()
+        .map(|t| t.to_json())
+        .collect();
+    let text = serde_json::Value::Array(list).to_string();
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+#[pymodule]
+fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(execute, m)?)?;
+    m.add_function(wrap_pyfunction!(open_session, m)?)?;
+    m.add_function(wrap_pyfunction!(nodes, m)?)?;
+    m.add_class::<StreamSession>()?;
+    m.add_class::<Output>()?;
+    m.add_class::<convert::Audio>()?;
+    m.add_class::<convert::Video>()?;
+    m.add("RemoteMediaError", py.get_type::<RemoteMediaError>())?;
+    m.add("ManifestError", py.get_type::<ManifestError>())?;
+    m.add("NodeError", py.get_type::<NodeError>())?;
+    Ok(())
+}

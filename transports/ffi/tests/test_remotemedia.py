@@ -1,0 +1,213 @@
+"""The `remotemedia` wheel: pipelines from Python, zero-copy audio, sessions (sync, context
+manager, iteration, asyncio), threads, and every bad input."""
+
+import asyncio
+import json
+import os
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import remotemedia
+
+PASS = {"nodes": [{"id": "echo", "node_type": "PassThrough"}]}
+CALC = {"nodes": [{"id": "calc", "node_type": "CalculatorNode"}]}
+CHUNK = {"nodes": [{"id": "chunk", "node_type": "AudioChunkerNode", "params": {"chunk_size": 320}}]}
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def pointer(array):
+    return array.__array_interface__["data"][0]
+
+
+def test_version_and_nodes():
+    assert remotemedia.__version__.count(".") == 2
+    listed = {n["node_type"]: n for n in remotemedia.nodes()}
+    assert listed["AudioChunkerNode"]["params"]["properties"]["chunk_size"]["default"] == 512
+    assert "AudioResampleNode" in listed["FastResampleNode"]["aliases"]
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        CALC,
+        json.dumps(CALC),
+        "nodes: [{id: calc, node_type: CalculatorNode}]",
+    ],
+)
+def test_execute_accepts_dict_json_and_yaml(manifest):
+    [out] = remotemedia.execute(manifest, [{"operation": "add", "operands": [2, 3]}])
+    assert out.node_id == "calc"
+    assert out.data == {"result": 5, "operation": "add"}
+
+
+def test_execute_accepts_a_manifest_path():
+    path = os.path.join(ROOT, "examples", "pipelines", "vad-segmentation.yaml")
+    speech = np.zeros(16000, dtype=np.float32)
+    assert remotemedia.execute(path, remotemedia.Audio(speech, 16000)) == []
+
+
+def test_every_data_type_round_trips():
+    video = remotemedia.Video(np.arange(12, dtype=np.uint8), 2, 2, "rgb24", frame_number=4)
+    tensor = np.arange(6, dtype=np.int16).reshape(2, 3)
+    items = ["héllo", {"a": [1, 2.5, None]}, [1, 2], b"\x00\xff", video, tensor, 42]
+    outs = remotemedia.execute(PASS, items)
+    assert [o.node_id for o in outs] == ["echo"] * len(items)
+    assert outs[0].data == "héllo"
+    assert outs[1].data == {"a": [1, 2.5, None]}
+    assert outs[2].data == [1, 2]
+    assert outs[3].data == b"\x00\xff"
+    v = outs[4].data
+    assert (v.width, v.height, v.format, v.frame_number) == (2, 2, "rgb24", 4)
+    assert v.pixels.dtype == np.uint8 and list(v.pixels) == list(range(12))
+    assert outs[5].data.dtype == np.int16 and (outs[5].data == tensor).all()
+    assert outs[6].data == 42
+
+
+def test_audio_crosses_without_copying_in_both_directions():
+    samples = np.linspace(-1, 1, 48000, dtype=np.float32)
+    [out] = remotemedia.execute(PASS, [remotemedia.Audio(samples, 48000, stream_id="audio:0", timestamp_us=7)])
+    audio = out.data
+    assert (audio.sample_rate, audio.channels, audio.stream_id, audio.timestamp_us) == (48000, 1, "audio:0", 7)
+    view = audio.samples
+    assert pointer(view) == pointer(samples), "the output views the input's memory"
+    assert not view.flags.writeable, "shared memory is handed out read-only"
+    np.testing.assert_array_equal(view, samples)
+
+
+def test_a_100_mb_array_costs_no_copy():
+    big = np.ones(25 * 1024 * 1024, dtype=np.float32)  # 100 MiB
+    tracemalloc.start()
+    [out] = remotemedia.execute(PASS, [remotemedia.Audio(big, 48000)])
+    view = out.data.samples
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert pointer(view) == pointer(big)
+    assert peak < 10 * 1024 * 1024, f"{peak} bytes allocated"
+
+
+def test_output_audio_outlives_the_pipeline():
+    [first, *_] = remotemedia.execute(CHUNK, [remotemedia.Audio(np.ones(1000, dtype=np.float32), 16000)])
+    samples = first.data.samples
+    del first
+    assert samples.shape == (320,) and float(samples.sum()) == 320.0
+
+
+def test_two_dimensional_audio_is_frames_by_channels():
+    stereo = np.zeros((480, 2), dtype=np.float32)
+    stereo[:, 0] = 1.0
+    [out] = remotemedia.execute(PASS, [remotemedia.Audio(stereo, 48000)])
+    assert out.data.channels == 2 and out.data.frames == 480
+
+
+def test_streaming_session_send_recv_close_and_flush():
+    session = remotemedia.open_session(
+        {"nodes": [{"id": "collect", "node_type": "TextCollectorNode"}]}
+    )
+    session.send("Hello wor")
+    assert session.recv() is None
+    session.send("ld. And more")
+    out = session.recv()
+    assert (out.node_id, out.data) == ("collect", "Hello world.")
+    assert session.recv() is None
+    session.close()
+    session.close()
+    assert not session.is_active
+    assert session.recv().data == "And more"
+    assert session.recv() is None
+
+
+def test_context_manager_and_iteration():
+    frames = []
+    with remotemedia.open_session(CHUNK) as session:
+        for i in range(5):
+            session.send(remotemedia.Audio(np.full(500, i, dtype=np.float32), 16000))
+    frames = [out.data.frames for out in session]
+    assert sum(frames) == 2500
+    assert frames[:-1] == [320] * (len(frames) - 1)
+
+
+def test_async_session():
+    async def main():
+        async with remotemedia.AsyncStreamSession(CALC) as session:
+            await session.send({"operation": "multiply", "operands": [6, 7]})
+            out = await session.recv()
+            assert out.data["result"] == 42
+        session2 = await remotemedia.open_async_session(CHUNK)
+        await session2.send(remotemedia.Audio(np.zeros(640, dtype=np.float32), 16000))
+        await session2.close()
+        return [o async for o in session2]
+
+    outs = asyncio.run(main())
+    assert [o.data.frames for o in outs] == [320, 320]
+
+
+def test_many_threads_run_sessions_at_once():
+    results, errors = {}, []
+
+    def worker(i):
+        try:
+            outs = remotemedia.execute(CALC, [{"operation": "add", "operands": [i, i]}])
+            results[i] = outs[0].data["result"]
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == {i: 2 * i for i in range(16)}
+
+
+def test_node_failure_raises_with_the_node_id():
+    with pytest.raises(remotemedia.NodeError) as err:
+        remotemedia.execute(CALC, [{"operation": "divide", "operands": [1, 0]}])
+    assert err.value.node_id == "calc"
+    assert str(err.value) == "node 'calc' (CalculatorNode) failed: division by zero"
+    assert isinstance(err.value, remotemedia.RemoteMediaError)
+
+
+def test_bad_manifest_raises_with_the_node_id():
+    with pytest.raises(remotemedia.ManifestError) as err:
+        remotemedia.execute(
+            {"nodes": [{"id": "chunk", "node_type": "AudioChunkerNode", "params": {"chunk_size": 0}}]},
+            [],
+        )
+    assert err.value.node_id == "chunk"
+    assert "param 'chunk_size'" in str(err.value)
+    with pytest.raises(remotemedia.ManifestError) as syntax:
+        remotemedia.execute("nodes: [", [])
+    assert syntax.value.node_id is None
+    with pytest.raises(TypeError):
+        remotemedia.execute(42, [])
+
+
+def test_wrong_dtype_is_a_type_error():
+    with pytest.raises(TypeError, match="float32 numpy array, got dtype float64"):
+        remotemedia.Audio(np.zeros(10), 16000)
+    with pytest.raises(TypeError, match="float32 numpy array"):
+        remotemedia.Audio([0.0, 1.0], 16000)
+
+
+def test_non_contiguous_array_is_a_value_error():
+    strided = np.zeros(20, dtype=np.float32)[::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        remotemedia.Audio(strided, 16000)
+
+
+def test_ragged_audio_and_unsupported_items_are_rejected():
+    with pytest.raises(ValueError, match="not a whole number of 2-channel frames"):
+        remotemedia.Audio(np.zeros(5, dtype=np.float32), 16000, channels=2)
+    with pytest.raises(TypeError, match=r"inputs\[1\]: cannot send a object"):
+        remotemedia.execute(PASS, ["fine", object()])
+
+
+def test_send_after_close_raises():
+    session = remotemedia.open_session(PASS)
+    session.close()
+    with pytest.raises(remotemedia.RemoteMediaError, match="is closed"):
+        session.send("late")
