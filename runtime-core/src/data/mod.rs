@@ -5,6 +5,7 @@
 //! buffers ([`AudioSamples`], [`bytes::Bytes`]), so fan-out to several nodes and hand-off to
 //! a transport clone a pointer, never the payload.
 
+pub mod codec;
 mod samples;
 
 pub use bytes::Bytes;

@@ -257,6 +257,56 @@ fn nodes(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
 
+/// Encodes one item as a frame (the runtime's frame codec, see `decode_frame`).
+#[pyfunction]
+fn encode_frame<'py>(
+    py: Python<'py>,
+    item: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let data = data_from_py(py, item, "item")?;
+    let frame = remotemedia_runtime_core::data::codec::encode(&data);
+    Ok(pyo3::types::PyBytes::new(py, &frame))
+}
+
+/// Parses a frame's header: `(kind, fields, payload_offset, payload_len)`. The caller
+/// views the payload in place (`decode_frame` does).
+#[pyfunction]
+fn frame_header(
+    py: Python<'_>,
+    frame: &Bound<'_, PyAny>,
+) -> PyResult<(String, Py<PyAny>, usize, usize)> {
+    use remotemedia_runtime_core::data::codec;
+    let bad =
+        |e: remotemedia_runtime_core::Error| pyo3::exceptions::PyValueError::new_err(e.to_string());
+    // Copy only the preamble and header out of the buffer; the payload stays in place.
+    let view = py
+        .import("builtins")?
+        .getattr("memoryview")?
+        .call1((frame,))?;
+    let total: usize = view.len()?;
+    let prefix = |n: usize| -> PyResult<Vec<u8>> {
+        let end = n.min(total);
+        Ok(view
+            .get_item(pyo3::types::PySlice::new(py, 0, end as isize, 1))?
+            .call_method0("tobytes")?
+            .extract::<Vec<u8>>()?)
+    };
+    let preamble = prefix(codec::PREAMBLE_LEN)?;
+    let header_len = codec::header_len(&preamble).map_err(bad)?;
+    let head = prefix(codec::PREAMBLE_LEN.saturating_add(header_len))?;
+    let header = codec::parse_header_prefix(&head, total).map_err(bad)?;
+    let fields = py
+        .import("json")?
+        .call_method1("loads", (header.fields.to_string(),))?
+        .unbind();
+    Ok((
+        header.kind.as_str().to_owned(),
+        fields,
+        header.payload_offset,
+        header.payload_len,
+    ))
+}
+
 #[pymodule]
 fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -264,6 +314,8 @@ fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(execute, m)?)?;
     m.add_function(wrap_pyfunction!(open_session, m)?)?;
     m.add_function(wrap_pyfunction!(nodes, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(frame_header, m)?)?;
     m.add_class::<StreamSession>()?;
     m.add_class::<Output>()?;
     m.add_class::<convert::Audio>()?;

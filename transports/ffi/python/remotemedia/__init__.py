@@ -14,6 +14,9 @@
         while (out := session.recv()) is not None:
             ...
 
+Python nodes: subclass `remotemedia.Node` and register it with
+`@remotemedia.node("TypeName")` (see `remotemedia.sdk`).
+
 Manifests are dicts, JSON/YAML strings or paths. Audio crosses as float32 numpy arrays
 without copying in either direction; the GIL is released while the runtime works, so
 several Python threads can run sessions at once. Failures raise `RemoteMediaError`
@@ -35,6 +38,16 @@ from ._remotemedia import (
     nodes,
     open_session,
 )
+from .sdk import (
+    Node,
+    collect_outputs,
+    decode_frame,
+    encode_frame,
+    node,
+    node_class,
+    registered_nodes,
+    run_node,
+)
 
 __all__ = [
     "Audio",
@@ -50,6 +63,14 @@ __all__ = [
     "nodes",
     "open_session",
     "open_async_session",
+    "Node",
+    "node",
+    "node_class",
+    "registered_nodes",
+    "collect_outputs",
+    "run_node",
+    "encode_frame",
+    "decode_frame",
 ]
 
 
