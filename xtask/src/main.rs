@@ -33,7 +33,8 @@ enum Task {
         /// Which suite: `core` (executor overhead and session start) or `audio` (native
         /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv) or `ingest`
         /// (decode a 10-minute file through a 4-node pipeline: x realtime, peak memory) or
-        /// `grpc` (N real-time streaming sessions against the server: latency, CPU).
+        /// `grpc` (N real-time streaming sessions against the server: latency, CPU) or
+        /// `ffi` (the Python wheel: call overhead, resampling vs soxr/scipy).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -322,6 +323,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
         "audio" => bench_audio::run(root),
         "ingest" => bench_ingest::run(root),
         "grpc" => bench_grpc(),
+        "ffi" => bench_ffi(),
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -329,8 +331,30 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
-        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc)"),
+        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi)"),
     }
+}
+
+/// The wheel driven from Python next to numpy/soxr/scipy, in one venv and one run.
+fn bench_ffi() -> Result<()> {
+    let wheel = wheel()?;
+    let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
+    let python = venv::ensure_venv(&target.join("bench-ffi-venv"), &["numpy", "scipy", "soxr"])?;
+    let mut install = Command::new(&python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel);
+    run(install)?;
+    let mut bench = Command::new(&python);
+    bench.arg("xtask/bench/ffi_python.py");
+    run(bench)
 }
 
 /// Real-time streaming sessions against the release server; 10 s per session count.

@@ -35,18 +35,30 @@ pyo3::create_exception!(
     "A node failed or panicked while running."
 );
 
-fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("remotemedia")
+/// A single-threaded runtime. Pipelines driven from Python run their node tasks on the
+/// calling thread while it waits (GIL released): no hand-off to worker threads on every
+/// call, which is what a per-frame `send`/`recv` loop pays most for.
+fn new_runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| RemoteMediaError::new_err(format!("cannot start the runtime: {e}")))?;
-    Ok(RUNTIME.get_or_init(|| rt))
+        .map(Arc::new)
+        .map_err(|e| RemoteMediaError::new_err(format!("cannot start the runtime: {e}")))
+}
+
+thread_local! {
+    /// Each Python thread runs its `execute` calls on its own runtime.
+    static THREAD_RUNTIME: std::cell::OnceCell<Arc<tokio::runtime::Runtime>> = const { std::cell::OnceCell::new() };
+}
+
+fn thread_runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
+    THREAD_RUNTIME.with(|cell| {
+        if let Some(rt) = cell.get() {
+            return Ok(Arc::clone(rt));
+        }
+        let rt = new_runtime()?;
+        Ok(Arc::clone(cell.get_or_init(|| rt)))
+    })
 }
 
 fn runner() -> PyResult<&'static PipelineRunner> {
@@ -115,7 +127,7 @@ fn execute(
         )?));
     }
     let runner = runner()?;
-    let rt = runtime()?;
+    let rt = thread_runtime()?;
     let outputs = py.detach(|| rt.block_on(runner.execute_collect(manifest, data)));
     let outputs = outputs.map_err(|e| to_py_err(py, &e))?;
     outputs.iter().map(|o| output_to_py(py, o)).collect()
@@ -125,6 +137,8 @@ fn execute(
 #[pyclass(module = "remotemedia", frozen)]
 struct StreamSession {
     session: Arc<PipelineSession>,
+    /// The session's own runtime: whichever thread calls drives its node tasks.
+    rt: Arc<tokio::runtime::Runtime>,
 }
 
 #[pymethods]
@@ -134,12 +148,13 @@ impl StreamSession {
     fn new(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Self> {
         let manifest = manifest_from_py(py, manifest)?;
         let runner = runner()?;
-        let rt = runtime()?;
+        let rt = new_runtime()?;
         let session = py
             .detach(|| rt.block_on(runner.create_stream_session(manifest)))
             .map_err(|e| to_py_err(py, &e))?;
         Ok(Self {
             session: Arc::new(session),
+            rt,
         })
     }
 
@@ -159,7 +174,7 @@ impl StreamSession {
     fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = data_from_py(py, item, "item")?;
         let session = Arc::clone(&self.session);
-        let rt = runtime()?;
+        let rt = Arc::clone(&self.rt);
         py.detach(|| rt.block_on(session.send_input(TransportData::new(data))))
             .map_err(|e| to_py_err(py, &e))
     }
@@ -170,7 +185,7 @@ impl StreamSession {
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Output>> {
         let session = Arc::clone(&self.session);
-        let rt = runtime()?;
+        let rt = Arc::clone(&self.rt);
         let result = py.detach(|| {
             rt.block_on(async {
                 match timeout {
@@ -198,7 +213,7 @@ impl StreamSession {
     /// Ends the input: nodes flush; remaining outputs stay receivable. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let session = Arc::clone(&self.session);
-        let rt = runtime()?;
+        let rt = Arc::clone(&self.rt);
         py.detach(|| rt.block_on(session.close()))
             .map_err(|e| to_py_err(py, &e))
     }
@@ -220,7 +235,7 @@ impl StreamSession {
     /// Iteration waits for each output until the session has ended (close() first).
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Output>> {
         let session = Arc::clone(&self.session);
-        let rt = runtime()?;
+        let rt = Arc::clone(&self.rt);
         match py.detach(|| rt.block_on(session.next_output())) {
             Ok(Some(output)) => Ok(Some(output_to_py(py, &output)?)),
             Ok(None) => Ok(None),
