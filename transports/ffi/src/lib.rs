@@ -301,10 +301,9 @@ fn frame_header(
     let total: usize = view.len()?;
     let prefix = |n: usize| -> PyResult<Vec<u8>> {
         let end = n.min(total);
-        Ok(view
-            .get_item(pyo3::types::PySlice::new(py, 0, end as isize, 1))?
+        view.get_item(pyo3::types::PySlice::new(py, 0, end as isize, 1))?
             .call_method0("tobytes")?
-            .extract::<Vec<u8>>()?)
+            .extract::<Vec<u8>>()
     };
     let preamble = prefix(codec::PREAMBLE_LEN)?;
     let header_len = codec::header_len(&preamble).map_err(bad)?;
