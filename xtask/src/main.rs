@@ -210,6 +210,22 @@ fn wheel() -> Result<PathBuf> {
     Ok(wheel)
 }
 
+/// Installs (or replaces) the package from `wheel` into the venv of `python`.
+fn install_wheel(python: &std::path::Path, wheel: &std::path::Path) -> Result<()> {
+    let mut install = Command::new(python);
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(wheel);
+    run(install)
+}
+
 /// Builds and installs the wheel into a venv and runs its pytest suite.
 fn python_package() -> Result<()> {
     let wheel = wheel()?;
