@@ -231,18 +231,7 @@ fn python_package() -> Result<()> {
     let wheel = wheel()?;
     let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
     let python = venv::ensure_venv(&target.join("ffi-venv"), FFI_VENV_PACKAGES)?;
-    let mut install = Command::new(&python);
-    install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(&wheel);
-    run(install)?;
+    install_wheel(&python, &wheel)?;
     let mut pytest = Command::new(&python);
     pytest.args(["-m", "pytest", "-q", "transports/ffi/tests"]);
     run(pytest)
@@ -356,18 +345,7 @@ fn bench_ffi() -> Result<()> {
     let wheel = wheel()?;
     let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
     let python = venv::ensure_venv(&target.join("bench-ffi-venv"), &["numpy", "scipy", "soxr"])?;
-    let mut install = Command::new(&python);
-    install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(&wheel);
-    run(install)?;
+    install_wheel(&python, &wheel)?;
     let mut bench = Command::new(&python);
     bench.arg("xtask/bench/ffi_python.py");
     run(bench)
