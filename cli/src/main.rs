@@ -232,7 +232,11 @@ fn ingest_config(args: &RunArgs) -> Result<IngestConfig> {
 }
 
 fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
-    let show = !args.no_progress && args.input != "-" && std::io::stderr().is_terminal();
+    // Only for files, and only when both outputs are a terminal (not piped or redirected).
+    let show = !args.no_progress
+        && args.input != "-"
+        && std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal();
     let Some(total_us) = duration_us.filter(|_| show) else {
         return ProgressBar::hidden();
     };
