@@ -310,6 +310,26 @@ pub(crate) struct Output {
 
 #[pymethods]
 impl Output {
+    /// Two outputs are equal when node, sequence and data are; an output also compares
+    /// equal to a plain value equal to its data (`execute(...) == ["hello"]`).
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if let Ok(other) = other.cast::<Output>() {
+            let o = other.get();
+            let same = self.node_id == o.node_id
+                && self.sequence == o.sequence
+                && self.data.bind(py).eq(o.data.bind(py))?;
+            return Ok(pyo3::types::PyBool::new(py, same)
+                .to_owned()
+                .into_any()
+                .unbind());
+        }
+        Ok(self
+            .data
+            .bind(py)
+            .rich_compare(other, pyo3::basic::CompareOp::Eq)?
+            .unbind())
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let data = self
             .data

@@ -211,3 +211,11 @@ def test_send_after_close_raises():
     session.close()
     with pytest.raises(remotemedia.RemoteMediaError, match="is closed"):
         session.send("late")
+
+
+def test_outputs_compare_equal_to_their_data():
+    outs = remotemedia.execute(PASS, ["hello", {"a": 1}])
+    assert outs == ["hello", {"a": 1}]
+    assert outs[0] != "bye"
+    again = remotemedia.execute(PASS, ["hello", {"a": 1}])
+    assert outs == again

@@ -141,7 +141,7 @@ impl PipelineService for PipelineServiceImpl {
         let idle = self.config.idle_timeout;
         let first = match tokio::time::timeout(idle, inbound.message()).await {
             Err(_) => {
-                return Err(Status::deadline_exceeded(format!(
+                return Err(Status::resource_exhausted(format!(
                     "no open message within the idle timeout of {} s",
                     idle.as_secs()
                 )))
@@ -310,7 +310,7 @@ async fn forward_inputs(
         };
         let message = match message {
             Err(_) => {
-                end(Status::deadline_exceeded(format!(
+                end(Status::resource_exhausted(format!(
                     "session idle for {} s (--idle-timeout-secs)",
                     config.idle_timeout.as_secs()
                 )));

@@ -8,7 +8,7 @@
 //! | a node failed or panicked while running | ABORTED |
 //! | a node could not start | INTERNAL |
 //! | input after the session was closed | FAILED_PRECONDITION |
-//! | session or message limits | RESOURCE_EXHAUSTED |
+//! | session, message-size or idle-timeout limits | RESOURCE_EXHAUSTED |
 //! | missing or wrong bearer token | UNAUTHENTICATED |
 //! | server shutting down | UNAVAILABLE |
 //!

@@ -570,7 +570,7 @@ async fn idle_streams_are_closed() {
     })
     .await
     .expect("closed within the timeout");
-    assert_eq!(status.code(), Code::DeadlineExceeded);
+    assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(
         status.message(),
         "session idle for 1 s (--idle-timeout-secs)"
