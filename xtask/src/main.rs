@@ -58,12 +58,21 @@ fn main() -> Result<()> {
     }
 }
 
+/// The workspace `cargo xtask` was invoked in: the nearest directory at or above the
+/// current one whose Cargo.toml declares `[workspace]`. (Not the directory xtask was
+/// compiled from: builds shared between clones must act on the clone that runs them.)
 fn workspace_root() -> Result<PathBuf> {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .context("xtask lives one level below the workspace root")
+    let start = std::env::current_dir().context("cannot read the current directory")?;
+    for dir in start.ancestors() {
+        let manifest = dir.join("Cargo.toml");
+        if std::fs::read_to_string(&manifest).is_ok_and(|text| text.contains("[workspace]")) {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    bail!(
+        "run cargo xtask inside the RemoteMedia workspace (no Cargo.toml with [workspace] at or above {})",
+        start.display()
+    )
 }
 
 fn cargo() -> Command {

@@ -154,47 +154,114 @@ fn payload_of(data: &RuntimeData) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// The payload of `data` as the shared buffer it already lives in: audio samples (in
+/// little-endian, native order), video pixels, binary bytes, tensor elements. `None` for
+/// text and JSON, whose payload is produced while encoding.
+pub fn shared_payload(data: &RuntimeData) -> Option<Bytes> {
+    match data {
+        RuntimeData::Audio { samples, .. } if cfg!(target_endian = "little") => {
+            Some(samples.as_bytes().clone())
+        }
+        RuntimeData::Video { pixel_data, .. } => Some(pixel_data.clone()),
+        RuntimeData::Binary(b) => Some(b.clone()),
+        RuntimeData::Tensor { data, .. } => Some(data.clone()),
+        _ => None,
+    }
+}
+
 fn padded(len: usize) -> usize {
     len.div_ceil(PAYLOAD_ALIGN) * PAYLOAD_ALIGN
 }
 
+/// One item's frame, ready to be written: the header is serialized once and the total
+/// length is known before any byte is written (e.g. to loan shared memory of that size).
+#[derive(Debug)]
+pub struct FrameWriter<'a> {
+    kind: FrameKind,
+    header: Vec<u8>,
+    payload: std::borrow::Cow<'a, [u8]>,
+}
+
+impl<'a> FrameWriter<'a> {
+    /// Prepares the frame of `data`.
+    pub fn new(data: &'a RuntimeData) -> Self {
+        let (kind, fields) = header_of(data);
+        Self {
+            kind,
+            header: fields.to_string().into_bytes(),
+            payload: payload_of(data),
+        }
+    }
+
+    /// Where the payload starts: the length of the preamble, header and padding.
+    pub fn head_len(&self) -> usize {
+        padded(PREAMBLE_LEN + self.header.len())
+    }
+
+    /// The whole frame's length.
+    pub fn len(&self) -> usize {
+        self.head_len() + self.payload.len()
+    }
+
+    /// Whether the frame is empty (never: a frame has at least its preamble).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Writes the preamble, header and padding (the payload length field announces the
+    /// full payload); returns [`head_len`](Self::head_len). For readers that already hold
+    /// the payload, see [`decode_parts`].
+    pub fn write_head(&self, out: &mut [u8]) -> Result<usize> {
+        let head = self.head_len();
+        if out.len() < head {
+            return Err(Error::InvalidData(format!(
+                "frame head needs {head} bytes, the buffer has {}",
+                out.len()
+            )));
+        }
+        write_preamble(out, self.kind, self.header.len(), self.payload.len());
+        out[PREAMBLE_LEN..PREAMBLE_LEN + self.header.len()].copy_from_slice(&self.header);
+        out[PREAMBLE_LEN + self.header.len()..head].fill(0);
+        Ok(head)
+    }
+
+    /// Writes the whole frame; returns its length. Every byte of `out[..len]` is written.
+    pub fn write(&self, out: &mut [u8]) -> Result<usize> {
+        let total = self.len();
+        if out.len() < total {
+            return Err(Error::InvalidData(format!(
+                "frame needs {total} bytes, the buffer has {}",
+                out.len()
+            )));
+        }
+        let head = self.write_head(out)?;
+        out[head..total].copy_from_slice(&self.payload);
+        Ok(total)
+    }
+}
+
 /// Encodes `data` into a new frame.
 pub fn encode(data: &RuntimeData) -> Vec<u8> {
-    let (kind, fields) = header_of(data);
-    let header = fields.to_string().into_bytes();
-    let payload = payload_of(data);
-    let payload_offset = padded(PREAMBLE_LEN + header.len());
-    let mut frame = vec![0u8; payload_offset + payload.len()];
-    write_preamble(&mut frame, kind, header.len(), payload.len());
-    frame[PREAMBLE_LEN..PREAMBLE_LEN + header.len()].copy_from_slice(&header);
-    frame[payload_offset..].copy_from_slice(&payload);
+    let writer = FrameWriter::new(data);
+    let mut frame = vec![0u8; writer.len()];
+    // The buffer has exactly the frame's length.
+    let _ = writer.write(&mut frame);
     frame
 }
 
 /// Bytes [`encode_into`] needs for `data`.
 pub fn encoded_len(data: &RuntimeData) -> usize {
-    let (_, fields) = header_of(data);
-    padded(PREAMBLE_LEN + fields.to_string().len()) + payload_of(data).len()
+    FrameWriter::new(data).len()
 }
 
 /// Encodes `data` into `out` (e.g. a loaned shared-memory slice); returns the frame length.
 pub fn encode_into(data: &RuntimeData, out: &mut [u8]) -> Result<usize> {
-    let (kind, fields) = header_of(data);
-    let header = fields.to_string().into_bytes();
-    let payload = payload_of(data);
-    let payload_offset = padded(PREAMBLE_LEN + header.len());
-    let total = payload_offset + payload.len();
-    if out.len() < total {
-        return Err(Error::InvalidData(format!(
-            "frame needs {total} bytes, the buffer has {}",
-            out.len()
-        )));
-    }
-    write_preamble(out, kind, header.len(), payload.len());
-    out[PREAMBLE_LEN..PREAMBLE_LEN + header.len()].copy_from_slice(&header);
-    out[PREAMBLE_LEN + header.len()..payload_offset].fill(0);
-    out[payload_offset..total].copy_from_slice(&payload);
-    Ok(total)
+    FrameWriter::new(data).write(out)
 }
 
 fn write_preamble(out: &mut [u8], kind: FrameKind, header_len: usize, payload_len: usize) {
@@ -285,6 +352,20 @@ fn field_str(fields: &Value, name: &str) -> Option<String> {
 pub fn decode(frame: Bytes) -> Result<RuntimeData> {
     let header = parse_header(&frame)?;
     let payload = frame.slice(header.payload_offset..header.payload_offset + header.payload_len);
+    decode_parts(&header, payload)
+}
+
+/// Builds the item a parsed header describes around `payload`, which may live anywhere
+/// (e.g. a buffer the reader already holds with the same bytes). The payload must have the
+/// length the header announces.
+pub fn decode_parts(header: &FrameHeader, payload: Bytes) -> Result<RuntimeData> {
+    if payload.len() != header.payload_len {
+        return Err(invalid(format!(
+            "the header announces a {}-byte payload, {} bytes were given",
+            header.payload_len,
+            payload.len()
+        )));
+    }
     let f = &header.fields;
     Ok(match header.kind {
         FrameKind::Audio => {

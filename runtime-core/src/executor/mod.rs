@@ -170,16 +170,18 @@ pub(crate) async fn start_session(
                     .map_err(|e| init_error(e, &node.id, &node.node_type))?;
                 (executor, params)
             }
-            ResolvedNode::Backend { backend } => {
+            ResolvedNode::Backend { backend, params } => {
+                let mut spec_node = node.clone();
+                spec_node.params = params.clone();
                 let spec = NodeSpec {
                     session_id: session_id.clone(),
-                    node: node.clone(),
+                    node: spec_node,
                 };
                 let executor = backend
                     .create_node(spec)
                     .await
                     .map_err(|e| init_error(e, &node.id, &node.node_type))?;
-                (executor, node.params.clone())
+                (executor, params)
             }
         };
         executors.push(executor);

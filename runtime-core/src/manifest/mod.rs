@@ -19,7 +19,9 @@
 //! - `version` is `v1` (may be omitted).
 //! - Node ids are unique and non-empty; `node_type` names a registered node.
 //! - `executor` picks where a node runs: `native` (in process), `multiprocess`, `docker`,
-//!   or the name of any registered executor backend. A `docker:` block implies `docker`.
+//!   or the name of any registered executor backend. A `docker:` block implies `docker`,
+//!   a `multiprocess:` block (interpreter, environment, timeouts of a Python node)
+//!   implies `multiprocess`; the backend checks the block's contents.
 //! - Inputs sent to the pipeline go to every node without incoming connections; outputs
 //!   come from every node without outgoing connections.
 //! - With no `connections` at all, the nodes form a chain in the order they are listed.
@@ -95,6 +97,10 @@ pub struct NodeManifest {
     /// Container settings for `docker` nodes; implies `executor: docker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<Value>,
+    /// Child-process settings for `multiprocess` nodes (interpreter, environment,
+    /// timeouts); implies `executor: multiprocess`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiprocess: Option<Value>,
     /// Legacy keys kept for round-tripping; unknown keys are rejected at parse time.
     #[serde(flatten, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -109,6 +115,7 @@ impl NodeManifest {
             params: Value::Null,
             executor: None,
             docker: None,
+            multiprocess: None,
             extra: Map::new(),
         }
     }
@@ -120,12 +127,14 @@ impl NodeManifest {
     }
 
     /// The executor this node asks for: its `executor` field, `docker` when a `docker:`
-    /// block is present, or `None` (the registry's default for the node type).
+    /// block is present, `multiprocess` when a `multiprocess:` block is, or `None` (the
+    /// registry's default for the node type).
     pub fn requested_executor(&self) -> Option<&str> {
-        match (&self.executor, &self.docker) {
-            (Some(e), _) => Some(e.as_str()),
-            (None, Some(_)) => Some("docker"),
-            (None, None) => None,
+        match (&self.executor, &self.docker, &self.multiprocess) {
+            (Some(e), _, _) => Some(e.as_str()),
+            (None, Some(_), _) => Some("docker"),
+            (None, None, Some(_)) => Some("multiprocess"),
+            (None, None, None) => None,
         }
     }
 }
@@ -264,7 +273,7 @@ impl Manifest {
                 .find(|k| !LEGACY_NODE_KEYS.contains(&k.as_str()))
             {
                 return Err(Error::InvalidManifest(format!(
-                    "node '{}': unknown key '{key}' (node keys: id, node_type, params, executor, docker)",
+                    "node '{}': unknown key '{key}' (node keys: id, node_type, params, executor, docker, multiprocess)",
                     node.id
                 )));
             }
@@ -281,6 +290,18 @@ impl Manifest {
                         node.id
                     )));
                 }
+                if node.multiprocess.is_some() && executor != "multiprocess" {
+                    return Err(Error::InvalidManifest(format!(
+                        "node '{}': has a multiprocess block but executor is '{executor}'",
+                        node.id
+                    )));
+                }
+            }
+            if node.docker.is_some() && node.multiprocess.is_some() {
+                return Err(Error::InvalidManifest(format!(
+                    "node '{}': has both a docker and a multiprocess block; a node runs in one place",
+                    node.id
+                )));
             }
         }
         PipelineGraph::build(self).map(|_| ())

@@ -230,6 +230,9 @@ pub enum ResolvedNode {
     Backend {
         /// The backend.
         backend: Arc<dyn ExecutorBackend>,
+        /// Params after schema validation when the type declares a schema (see
+        /// [`NodeRegistry::register_python_type`]), as written otherwise.
+        params: Value,
     },
 }
 
@@ -241,11 +244,46 @@ impl std::fmt::Debug for ResolvedNode {
                 .field("node_type", &factory.node_type())
                 .field("params", params)
                 .finish(),
-            ResolvedNode::Backend { backend } => f
+            ResolvedNode::Backend { backend, params } => f
                 .debug_struct("Backend")
                 .field("backend", &backend.name())
+                .field("params", params)
                 .finish(),
         }
+    }
+}
+
+/// What the registry knows of a Python node type: its name and, optionally, the params it
+/// takes (checked before any process starts) and a description for listings.
+#[derive(Debug, Clone, Default)]
+pub struct PythonNodeType {
+    /// The class name manifests use.
+    pub node_type: String,
+    /// The params schema; `None` passes params to the node unchecked.
+    pub schema: Option<ParamsSchema>,
+    /// One-line description for listings.
+    pub description: String,
+}
+
+impl PythonNodeType {
+    /// A type known by name only (params unchecked).
+    pub fn new(node_type: impl Into<String>) -> Self {
+        Self {
+            node_type: node_type.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the params schema (builder style).
+    pub fn with_schema(mut self, schema: ParamsSchema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Sets the description (builder style).
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
     }
 }
 
@@ -259,7 +297,7 @@ pub struct NodeRegistry {
     rust: BTreeMap<String, Arc<dyn NodeFactory>>,
     /// Alias → canonical name.
     aliases: HashMap<String, String>,
-    python: BTreeMap<String, ()>,
+    python: BTreeMap<String, PythonNodeType>,
     backends: BTreeMap<String, Arc<dyn ExecutorBackend>>,
 }
 
@@ -300,10 +338,21 @@ impl NodeRegistry {
     /// Registers (or replaces) a Python node type by class name. Instances are created by
     /// the executor backend the manifest names (default: `multiprocess`).
     pub fn register_python(&mut self, node_type: impl Into<String>) {
-        let name = node_type.into();
+        self.register_python_type(PythonNodeType::new(node_type));
+    }
+
+    /// Registers (or replaces) a Python node type with its params schema and description,
+    /// so manifests are checked before any process starts.
+    pub fn register_python_type(&mut self, node: PythonNodeType) {
+        let name = node.node_type.clone();
         self.rust.remove(&name);
         self.aliases.remove(&name);
-        self.python.insert(name, ());
+        self.python.insert(name, node);
+    }
+
+    /// The registered Python node type named `node_type`.
+    pub fn python_type(&self, node_type: &str) -> Option<&PythonNodeType> {
+        self.python.get(node_type)
     }
 
     /// Registers (or replaces) an executor backend under its [`name`](ExecutorBackend::name).
@@ -343,12 +392,12 @@ impl NodeRegistry {
                 description: factory.description().to_owned(),
             })
             .collect();
-        out.extend(self.python.keys().map(|name| NodeTypeInfo {
+        out.extend(self.python.iter().map(|(name, python)| NodeTypeInfo {
             node_type: name.clone(),
             aliases: Vec::new(),
             kind: NodeKind::Python,
-            schema: None,
-            description: String::new(),
+            schema: python.schema.clone(),
+            description: python.description.clone(),
         }));
         out
     }
@@ -392,9 +441,19 @@ impl NodeRegistry {
                 node_type: node.node_type.clone(),
                 executor: executor.to_owned(),
             })?;
+        let params = match self
+            .python
+            .get(&node.node_type)
+            .and_then(|p| p.schema.as_ref())
+        {
+            Some(schema) => schema.validate(&node.id, &node.node_type, &node.params)?,
+            None if node.params.is_null() => Value::Object(Default::default()),
+            None => node.params.clone(),
+        };
         backend.validate_node(node)?;
         Ok(ResolvedNode::Backend {
             backend: Arc::clone(backend),
+            params,
         })
     }
 

@@ -405,16 +405,24 @@ pub(crate) fn data_from_py(
             }
         };
         let shape = array.shape().to_vec();
-        let raw: Vec<u8> = array
-            .call_method0("tobytes")?
-            .cast::<PyBytes>()?
-            .as_bytes()
-            .to_vec();
-        return Ok(RuntimeData::Tensor {
-            data: Bytes::from(raw),
-            shape,
-            dtype,
-        });
+        let data = if array.is_c_contiguous() {
+            // Shared, not copied: the array stays alive while the runtime holds the data.
+            let nbytes: usize = array.getattr("nbytes")?.extract()?;
+            let ptr: usize = array
+                .getattr("__array_interface__")?
+                .get_item("data")?
+                .get_item(0)?
+                .extract()?;
+            Bytes::from_owner(NumpyMemory {
+                _array: array.clone().into_any().unbind(),
+                ptr: ptr as *const u8,
+                len: nbytes,
+            })
+        } else {
+            let raw = array.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+            Bytes::copy_from_slice(raw.as_bytes())
+        };
+        return Ok(RuntimeData::Tensor { data, shape, dtype });
     }
     let json_like = item.is_none()
         || item.is_instance_of::<PyDict>()
@@ -438,7 +446,7 @@ pub(crate) fn data_from_py(
     )))
 }
 
-fn data_to_py(py: Python<'_>, data: &RuntimeData) -> PyResult<Py<PyAny>> {
+pub(crate) fn data_to_py(py: Python<'_>, data: &RuntimeData) -> PyResult<Py<PyAny>> {
     Ok(match data {
         RuntimeData::Audio {
             samples,

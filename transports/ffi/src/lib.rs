@@ -5,6 +5,7 @@
 //! the GIL is released while the runtime works.
 
 mod convert;
+mod worker;
 
 use convert::{data_from_py, output_to_py, Output};
 use pyo3::exceptions::{PyException, PyTimeoutError};
@@ -61,12 +62,27 @@ fn thread_runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
     })
 }
 
+/// The runner every call uses: the built-in nodes, plus Python nodes in worker processes
+/// running this interpreter (or `$REMOTEMEDIA_PYTHON`).
 fn runner() -> PyResult<&'static PipelineRunner> {
     static RUNNER: OnceLock<PipelineRunner> = OnceLock::new();
     if let Some(r) = RUNNER.get() {
         return Ok(r);
     }
-    let runner = PipelineRunner::new().map_err(|e| RemoteMediaError::new_err(e.to_string()))?;
+    let python = Python::attach(|py| -> PyResult<Option<String>> {
+        py.import("sys")?.getattr("executable")?.extract()
+    })?;
+    let mut config = remotemedia_multiprocess::MultiprocessConfig::default();
+    let from_env = std::env::var_os(remotemedia_multiprocess::PYTHON_ENV).filter(|v| !v.is_empty());
+    config.python_executable = from_env.map(std::path::PathBuf::from).or_else(|| {
+        python
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    let mut registry = remotemedia_runtime_core::nodes::registry::NodeRegistry::with_builtins();
+    remotemedia_multiprocess::register(&mut registry, config);
+    let runner = PipelineRunner::with_registry(registry)
+        .map_err(|e| RemoteMediaError::new_err(e.to_string()))?;
     Ok(RUNNER.get_or_init(|| runner))
 }
 
@@ -331,6 +347,7 @@ fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(frame_header, m)?)?;
     m.add_class::<StreamSession>()?;
+    m.add_class::<worker::WorkerChannel>()?;
     m.add_class::<Output>()?;
     m.add_class::<convert::Audio>()?;
     m.add_class::<convert::Video>()?;

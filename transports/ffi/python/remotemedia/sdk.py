@@ -52,6 +52,11 @@ class Node:
         None. The base class passes every item through unchanged."""
         return data
 
+    def flush(self):
+        """Called once at end of stream; returns what is still buffered (same forms as
+        `process`). The base class has nothing buffered."""
+        return None
+
     def cleanup(self):
         """Called once at the end of the session."""
 
@@ -121,13 +126,16 @@ def _call(fn, *args):
 
 
 def run_node(node_instance, items):
-    """Runs a node over `items` in this process: initialize, process each, cleanup.
-    Returns every emitted item, in order."""
+    """Runs a node over `items` in this process as the executor would: initialize, process
+    each item, flush at the end, cleanup. Returns every emitted item, in order."""
     _call(node_instance.initialize)
     outputs = []
     try:
         for item in items:
             outputs.extend(collect_outputs(node_instance.process(item)))
+        flush = getattr(node_instance, "flush", None)
+        if flush is not None:
+            outputs.extend(collect_outputs(flush()))
     finally:
         _call(node_instance.cleanup)
     return outputs

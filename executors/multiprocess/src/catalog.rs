@@ -1,0 +1,82 @@
+//! The Python node catalog (`nodes/python`, the `remotemedia-nodes` package): type names,
+//! params and descriptions, so manifests using them are checked before any worker starts.
+
+use remotemedia_runtime_core::nodes::registry::{NodeRegistry, PythonNodeType};
+use remotemedia_runtime_core::nodes::schema::ParamsSchema;
+
+/// The catalog's node types.
+pub fn catalog() -> Vec<PythonNodeType> {
+    vec![
+        PythonNodeType::new("EchoNode")
+            .with_schema(ParamsSchema::new())
+            .with_description("test node: returns every input unchanged, of every data type"),
+        PythonNodeType::new("SileroVADNode")
+            .with_schema(
+                ParamsSchema::new()
+                    .number("threshold", Some(0.5), 0.0, 1.0, "speech probability threshold")
+                    .integer(
+                        "min_speech_duration_ms",
+                        Some(250),
+                        0,
+                        60_000,
+                        "speech must last this long before it starts",
+                    )
+                    .integer(
+                        "min_silence_duration_ms",
+                        Some(100),
+                        0,
+                        60_000,
+                        "silence must last this long before speech ends",
+                    )
+                    .integer(
+                        "speech_pad_ms",
+                        Some(30),
+                        0,
+                        10_000,
+                        "audio kept before speech start and after speech end",
+                    ),
+            )
+            .with_description(
+                "voice activity events (Json) followed by the unchanged audio, with the Silero VAD model (onnxruntime); 16 kHz or 8 kHz mono",
+            ),
+        PythonNodeType::new("SpeechRecognitionNode")
+            .with_schema(
+                ParamsSchema::new()
+                    .choice(
+                        "engine",
+                        Some("pocketsphinx"),
+                        &["pocketsphinx"],
+                        "recognition engine (offline, model shipped in its package)",
+                    )
+                    .string("language", Some("en-us"), "language of the engine's model")
+                    .boolean(
+                        "emit_empty",
+                        Some(false),
+                        "emit an empty Text when nothing was recognized",
+                    ),
+            )
+            .with_description("16 kHz mono utterance Audio -> Text transcript, offline"),
+        PythonNodeType::new("TextToSpeechNode")
+            .with_schema(
+                ParamsSchema::new()
+                    .choice("engine", Some("espeak-ng"), &["espeak-ng"], "speech synthesizer")
+                    .string("voice", Some("en-us"), "voice name (espeak-ng --voices lists them)")
+                    .integer("rate", Some(175), 80, 500, "speaking rate in words per minute")
+                    .integer(
+                        "sample_rate",
+                        Some(22_050),
+                        8_000,
+                        96_000,
+                        "sample rate of the produced audio",
+                    ),
+            )
+            .with_description("Text -> mono Audio, one item per input text"),
+    ]
+}
+
+/// Registers every catalog type in `registry`.
+pub fn register_catalog(registry: &mut NodeRegistry) {
+    for node in catalog() {
+        registry.register_python_type(node);
+    }
+}

@@ -1,0 +1,321 @@
+//! Settings of the backend, and of one node (the manifest's `multiprocess:` block).
+
+use remotemedia_runtime_core::manifest::NodeManifest;
+use remotemedia_runtime_core::nodes::schema::describe_value;
+use remotemedia_runtime_core::{Error, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The environment variable naming the default Python interpreter.
+pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
+
+/// Settings of a [`MultiprocessBackend`](crate::MultiprocessBackend); every node may
+/// override the per-node ones in its manifest `multiprocess:` block.
+#[derive(Debug, Clone)]
+pub struct MultiprocessConfig {
+    /// The Python interpreter workers run. `None`: `$REMOTEMEDIA_PYTHON`, else `python3`
+    /// on `PATH`. It must have the `remotemedia` package installed.
+    pub python_executable: Option<PathBuf>,
+    /// Environment variables set in every worker.
+    pub env: BTreeMap<String, String>,
+    /// Directories put in front of every worker's `sys.path`.
+    pub python_path: Vec<PathBuf>,
+    /// Modules every worker imports before looking up its node class (they register
+    /// classes with `@remotemedia.node`).
+    pub modules: Vec<String>,
+    /// How long a worker may take to start and initialize its node.
+    pub init_timeout: Duration,
+    /// How long one `process` or `flush` call may take before the worker counts as hung
+    /// and is killed; `None` waits forever.
+    pub process_timeout: Option<Duration>,
+    /// How long a worker may take to clean up and exit at session end before it is killed.
+    pub shutdown_timeout: Duration,
+    /// Interpreters kept started and waiting for a node, so sessions start without paying
+    /// for interpreter start-up (0 disables the pool).
+    pub warm_workers: usize,
+    /// Directory of iceoryx2's bookkeeping files.
+    pub iceoryx2_root: String,
+    /// Prefix of every iceoryx2 file (in the root and in `/dev/shm`).
+    pub iceoryx2_prefix: String,
+}
+
+impl Default for MultiprocessConfig {
+    fn default() -> Self {
+        Self {
+            python_executable: None,
+            env: BTreeMap::new(),
+            python_path: Vec::new(),
+            modules: Vec::new(),
+            init_timeout: Duration::from_secs(60),
+            process_timeout: Some(Duration::from_secs(300)),
+            shutdown_timeout: Duration::from_secs(5),
+            warm_workers: 0,
+            iceoryx2_root: crate::ipc::DEFAULT_ROOT.to_owned(),
+            iceoryx2_prefix: crate::ipc::DEFAULT_PREFIX.to_owned(),
+        }
+    }
+}
+
+impl MultiprocessConfig {
+    /// The interpreter used when neither the config nor a node names one.
+    pub fn default_python(&self) -> PathBuf {
+        self.python_executable.clone().unwrap_or_else(|| {
+            std::env::var_os(PYTHON_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("python3"))
+        })
+    }
+}
+
+/// The effective settings of one node: the backend's config with the node's overrides.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// The interpreter.
+    pub python: PathBuf,
+    /// Whether the node named its own interpreter (then no warm worker can serve it).
+    pub own_python: bool,
+    /// Environment variables for the worker.
+    pub env: BTreeMap<String, String>,
+    /// `sys.path` additions.
+    pub python_path: Vec<PathBuf>,
+    /// Modules to import first.
+    pub modules: Vec<String>,
+    /// Start-up limit.
+    pub init_timeout: Duration,
+    /// Per-call limit.
+    pub process_timeout: Option<Duration>,
+    /// Exit limit.
+    pub shutdown_timeout: Duration,
+}
+
+/// Keys of the `multiprocess:` block.
+pub const BLOCK_KEYS: &[&str] = &[
+    "python_executable",
+    "env",
+    "python_path",
+    "modules",
+    "init_timeout_ms",
+    "process_timeout_ms",
+    "shutdown_timeout_ms",
+];
+
+fn block_error(node: &NodeManifest, key: &str, problem: String) -> Error {
+    Error::InvalidManifest(format!(
+        "node '{}' ({}): multiprocess.{key}: {problem}",
+        node.id, node.node_type
+    ))
+}
+
+fn string_list(node: &NodeManifest, key: &str, value: &Value) -> Result<Vec<String>> {
+    let items = value.as_array().ok_or_else(|| {
+        block_error(
+            node,
+            key,
+            format!(
+                "expected a list of strings, found {}",
+                describe_value(value)
+            ),
+        )
+    })?;
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    block_error(
+                        node,
+                        key,
+                        format!(
+                            "expected a list of non-empty strings, found {}",
+                            describe_value(item)
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn millis(node: &NodeManifest, key: &str, value: &Value, allow_zero: bool) -> Result<u64> {
+    match value.as_u64() {
+        Some(ms) if ms > 0 || allow_zero => Ok(ms),
+        _ => Err(block_error(
+            node,
+            key,
+            format!(
+                "expected a {} number of milliseconds, found {}",
+                if allow_zero {
+                    "non-negative"
+                } else {
+                    "positive"
+                },
+                describe_value(value)
+            ),
+        )),
+    }
+}
+
+impl NodeSettings {
+    /// Merges `config` with the node's `multiprocess:` block, rejecting unknown keys and
+    /// wrong types with errors that name the node and the key.
+    pub fn resolve(config: &MultiprocessConfig, node: &NodeManifest) -> Result<Self> {
+        let mut settings = NodeSettings {
+            python: config.default_python(),
+            own_python: false,
+            env: config.env.clone(),
+            python_path: config.python_path.clone(),
+            modules: config.modules.clone(),
+            init_timeout: config.init_timeout,
+            process_timeout: config.process_timeout,
+            shutdown_timeout: config.shutdown_timeout,
+        };
+        let Some(block) = &node.multiprocess else {
+            return Ok(settings);
+        };
+        let block = match block {
+            Value::Null => return Ok(settings),
+            Value::Object(map) => map,
+            other => {
+                return Err(Error::InvalidManifest(format!(
+                    "node '{}' ({}): the multiprocess block must be a mapping, found {}",
+                    node.id,
+                    node.node_type,
+                    describe_value(other)
+                )))
+            }
+        };
+        for (key, value) in block {
+            match key.as_str() {
+                "python_executable" => {
+                    let path = value.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+                        block_error(
+                            node,
+                            key,
+                            format!("expected a path, found {}", describe_value(value)),
+                        )
+                    })?;
+                    settings.python = PathBuf::from(path);
+                    settings.own_python = true;
+                }
+                "env" => {
+                    let map = value.as_object().ok_or_else(|| {
+                        block_error(
+                            node,
+                            key,
+                            format!(
+                                "expected a mapping of names to strings, found {}",
+                                describe_value(value)
+                            ),
+                        )
+                    })?;
+                    for (name, v) in map {
+                        let text = match v {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            Value::Bool(b) => b.to_string(),
+                            other => {
+                                return Err(block_error(
+                                    node,
+                                    &format!("env.{name}"),
+                                    format!("expected a string, found {}", describe_value(other)),
+                                ))
+                            }
+                        };
+                        settings.env.insert(name.clone(), text);
+                    }
+                }
+                "python_path" => {
+                    settings.python_path.extend(
+                        string_list(node, key, value)?
+                            .into_iter()
+                            .map(PathBuf::from),
+                    );
+                }
+                "modules" => settings.modules.extend(string_list(node, key, value)?),
+                "init_timeout_ms" => {
+                    settings.init_timeout = Duration::from_millis(millis(node, key, value, false)?);
+                }
+                "process_timeout_ms" => {
+                    let ms = millis(node, key, value, true)?;
+                    settings.process_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+                }
+                "shutdown_timeout_ms" => {
+                    settings.shutdown_timeout =
+                        Duration::from_millis(millis(node, key, value, false)?);
+                }
+                other => {
+                    return Err(block_error(
+                        node,
+                        other,
+                        format!("unknown key (known keys: {})", BLOCK_KEYS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(block: Value) -> NodeManifest {
+        let mut node = NodeManifest::new("asr", "SpeechRecognitionNode");
+        node.multiprocess = Some(block);
+        node
+    }
+
+    #[test]
+    fn block_overrides_the_backend_defaults() {
+        let config = MultiprocessConfig {
+            python_executable: Some("/usr/bin/python3".into()),
+            ..Default::default()
+        };
+        let settings = NodeSettings::resolve(
+            &config,
+            &node(json!({"python_executable": "/opt/py/bin/python", "env": {"A": "1", "B": 2},
+                         "init_timeout_ms": 1500, "process_timeout_ms": 0, "modules": ["my.nodes"]})),
+        )
+        .expect("valid block");
+        assert_eq!(settings.python, PathBuf::from("/opt/py/bin/python"));
+        assert!(settings.own_python);
+        assert_eq!(settings.env["B"], "2");
+        assert_eq!(settings.init_timeout, Duration::from_millis(1500));
+        assert_eq!(settings.process_timeout, None);
+        assert_eq!(settings.modules, vec!["my.nodes".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_node_and_key() {
+        let config = MultiprocessConfig::default();
+        let err = NodeSettings::resolve(&config, &node(json!({"pyhton_executable": "x"})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "node 'asr' (SpeechRecognitionNode): multiprocess.pyhton_executable: unknown key"
+            ),
+            "{err}"
+        );
+        let err = NodeSettings::resolve(&config, &node(json!({"init_timeout_ms": "soon"})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multiprocess.init_timeout_ms: expected a positive number of milliseconds, found string \"soon\""),
+            "{err}"
+        );
+        let err = NodeSettings::resolve(&config, &node(json!({"env": {"A": [1]}})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multiprocess.env.A: expected a string"),
+            "{err}"
+        );
+    }
+}

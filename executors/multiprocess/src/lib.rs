@@ -1,0 +1,90 @@
+//! `remotemedia-multiprocess`: Python nodes in child processes, over iceoryx2 shared memory.
+//!
+//! This crate is an executor backend of the runtime core. Register it, and a manifest can
+//! mix native and Python nodes freely; Python node types run here by default
+//! (`executor: multiprocess` names it explicitly):
+//!
+//! ```no_run
+//! use remotemedia_multiprocess::{register, MultiprocessConfig};
+//! use remotemedia_runtime_core::manifest::Manifest;
+//! use remotemedia_runtime_core::nodes::registry::NodeRegistry;
+//! use remotemedia_runtime_core::transport::PipelineRunner;
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> remotemedia_runtime_core::Result<()> {
+//! let mut registry = NodeRegistry::with_builtins();
+//! register(&mut registry, MultiprocessConfig::default()); // + EchoNode, SileroVADNode, ...
+//! let runner = PipelineRunner::with_registry(registry)?;
+//! let manifest = Arc::new(Manifest::from_yaml(r#"
+//! nodes:
+//!   - { id: resample, node_type: FastResampleNode, params: { target_rate: 16000 } }
+//!   - { id: asr, node_type: SpeechRecognitionNode }
+//! "#)?);
+//! let session = runner.create_stream_session(manifest).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How a Python node runs
+//!
+//! Each node instance of each session gets its own worker: `python -m remotemedia.worker`
+//! (the `remotemedia` wheel, built from `transports/ffi`). The worker imports the runtime,
+//! receives its assignment (node type, params, the shared-memory channel) on stdin, finds
+//! the node class — registered with `@remotemedia.node` by a module it was told to import,
+//! or published by an installed package under the `remotemedia.nodes` entry-point group —
+//! initializes it and answers READY. Then every input item crosses as one frame of the
+//! runtime's frame codec written into shared memory ([`ipc`]); audio reaches Python as a
+//! numpy array viewing that memory. Wake-ups are iceoryx2 events, so an idle worker sleeps.
+//!
+//! # Failure
+//!
+//! A worker that raises, crashes, hangs (`process_timeout`) or fails to start
+//! (`init_timeout`, import errors) ends *its* session with an error naming the node and
+//! carrying the Python traceback or the worker's last output lines; other sessions are
+//! untouched. Workers die with the runtime (`PR_SET_PDEATHSIG`), are killed with their
+//! whole process group at session end, and leave no shared-memory files behind.
+//!
+//! # Settings
+//!
+//! [`MultiprocessConfig`] holds the defaults (interpreter: `$REMOTEMEDIA_PYTHON`, else
+//! `python3`); a node may override them in its manifest entry:
+//!
+//! ```yaml
+//! - id: asr
+//!   node_type: SpeechRecognitionNode
+//!   multiprocess:
+//!     python_executable: /opt/venv/bin/python
+//!     env: { OMP_NUM_THREADS: "1" }
+//!     modules: [my_nodes]          # imported before the class is looked up
+//!     python_path: [./nodes]       # put in front of sys.path
+//!     init_timeout_ms: 30000
+//!     process_timeout_ms: 60000    # 0: no limit
+//!     shutdown_timeout_ms: 5000
+//! ```
+
+#![warn(missing_docs)]
+
+mod backend;
+pub mod catalog;
+mod config;
+pub mod ipc;
+mod node;
+pub mod process;
+
+pub use backend::{MultiprocessBackend, BACKEND_NAME};
+pub use config::{MultiprocessConfig, NodeSettings, PYTHON_ENV};
+pub use node::PythonNode;
+
+use remotemedia_runtime_core::nodes::registry::NodeRegistry;
+use std::sync::Arc;
+
+/// Registers the backend (as `multiprocess`) and the Python node catalog in `registry`;
+/// returns the backend.
+pub fn register(
+    registry: &mut NodeRegistry,
+    config: MultiprocessConfig,
+) -> Arc<MultiprocessBackend> {
+    let backend = Arc::new(MultiprocessBackend::new(config));
+    registry.register_backend(backend.clone());
+    catalog::register_catalog(registry);
+    backend
+}

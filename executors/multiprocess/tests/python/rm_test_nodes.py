@@ -1,0 +1,164 @@
+"""Python nodes the multiprocess executor's tests run in real worker processes."""
+
+import ctypes
+import os
+import signal
+import time
+
+import numpy as np
+
+import remotemedia
+
+
+@remotemedia.node("InspectAudio")
+class InspectAudio(remotemedia.Node):
+    """Reports how an audio input reached Python: the array's flags and the memory mapping
+    its data lives in (from /proc/self/maps)."""
+
+    def process(self, data):
+        samples = data.samples
+        address = samples.__array_interface__["data"][0]
+        mapping = None
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                if start <= address < end:
+                    mapping = fields[5] if len(fields) > 5 else ""
+                    break
+        return {
+            "type": type(samples).__name__,
+            "dtype": str(samples.dtype),
+            "owndata": bool(samples.flags.owndata),
+            "writeable": bool(samples.flags.writeable),
+            "mapping": mapping,
+            "sum": float(samples.sum()),
+        }
+
+
+@remotemedia.node("ParamsAndEnv")
+class ParamsAndEnv(remotemedia.Node):
+    def process(self, data):
+        return {"node_id": self.node_id, "params": self.params,
+                "env": os.environ.get("RM_TEST_VALUE"), "pid": os.getpid()}
+
+
+@remotemedia.node("Raises")
+class Raises(remotemedia.Node):
+    def process(self, data):
+        if data == "boom":
+            raise ValueError("bad input: boom")
+        return data
+
+
+@remotemedia.node("FailsToInitialize")
+class FailsToInitialize(remotemedia.Node):
+    def initialize(self):
+        raise RuntimeError("model file missing")
+
+
+@remotemedia.node("SlowToInitialize")
+class SlowToInitialize(remotemedia.Node):
+    def initialize(self):
+        time.sleep(30)
+
+
+@remotemedia.node("Crashes")
+class Crashes(remotemedia.Node):
+    def process(self, data):
+        if data == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if data == "segfault":
+            ctypes.string_at(0)
+        if data == "exit":
+            os._exit(3)
+        return data
+
+
+@remotemedia.node("Hangs")
+class Hangs(remotemedia.Node):
+    def process(self, data):
+        if data == "hang":
+            time.sleep(60)
+        return data
+
+
+@remotemedia.node("Fans")
+class Fans(remotemedia.Node):
+    """Emits `n` numbered items per input (a generator)."""
+
+    def process(self, data):
+        for i in range(int(data["n"])):
+            yield {"i": i}
+
+
+@remotemedia.node("Buffers")
+class Buffers(remotemedia.Node):
+    """Keeps every text until end of stream, then emits them joined."""
+
+    def initialize(self):
+        self.parts = []
+
+    def process(self, data):
+        self.parts.append(data)
+
+    def flush(self):
+        return " ".join(self.parts)
+
+
+@remotemedia.node("KeepsInputs")
+class KeepsInputs(remotemedia.Node):
+    """Holds on to every input array (a node that accumulates views) and reports the sum."""
+
+    def initialize(self):
+        self.kept = []
+
+    def process(self, data):
+        self.kept.append(data.samples)
+        return float(sum(float(a[0]) for a in self.kept))
+
+
+@remotemedia.node("WritesPid")
+class WritesPid(remotemedia.Node):
+    """Writes its pid to params['path'] at initialize; passes items through."""
+
+    def initialize(self):
+        with open(self.params["path"], "w") as f:
+            f.write(str(os.getpid()))
+
+    def process(self, data):
+        return data
+
+
+@remotemedia.node("MarksCleanup")
+class MarksCleanup(remotemedia.Node):
+    def process(self, data):
+        return data
+
+    def cleanup(self):
+        with open(self.params["path"], "w") as f:
+            f.write("cleaned up")
+
+
+@remotemedia.node("AsyncUpper")
+class AsyncUpper(remotemedia.Node):
+    async def initialize(self):
+        self.prefix = self.params.get("prefix", "")
+
+    async def process(self, data):
+        yield self.prefix + data.upper()
+
+
+@remotemedia.node("Scales")
+class Scales(remotemedia.Node):
+    """Returns a new audio item: the input times params['factor'] (a computed payload)."""
+
+    def process(self, data):
+        return remotemedia.Audio(np.ascontiguousarray(data.samples * self.params["factor"], dtype=np.float32),
+                                 data.sample_rate, data.channels, data.stream_id, data.timestamp_us)
+
+
+@remotemedia.node("BadOutput")
+class BadOutput(remotemedia.Node):
+    def process(self, data):
+        return object()

@@ -1,0 +1,180 @@
+"""The worker process of RemoteMedia's multiprocess executor.
+
+The runtime starts `python -m remotemedia.worker` for each Python node instance. The worker
+imports the runtime (numpy, the extension) first, so a started worker is warm, then reads
+one JSON line on stdin — its assignment:
+
+    {"channel": {...}, "session_id": "...", "node_id": "asr", "node_type": "MyNode",
+     "params": {...}, "modules": ["my_nodes"], "python_path": ["./nodes"], "env": {...}}
+
+It applies `python_path` and `env`, imports `modules`, finds the node class (registered with
+`@remotemedia.node`, or published by an installed package in the `remotemedia.nodes`
+entry-point group), builds it with `(node_id=..., params=...)`, runs `initialize()`, tells
+the runtime it is ready, and serves items until the runtime shuts it down; `cleanup()` runs
+last. Anything that goes wrong is reported to the runtime with the Python traceback.
+
+Stdin stays open while the runtime lives: end of file means the runtime is gone, and the
+worker exits.
+"""
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+import threading
+import traceback
+from importlib import import_module, metadata
+
+from . import sdk
+from ._remotemedia import WorkerChannel
+
+ENTRY_POINT_GROUP = "remotemedia.nodes"
+
+
+def _entry_points():
+    eps = metadata.entry_points()
+    if hasattr(eps, "select"):
+        return list(eps.select(group=ENTRY_POINT_GROUP))
+    return list(eps.get(ENTRY_POINT_GROUP, []))
+
+
+def find_node_class(node_type, modules=()):
+    """The class for `node_type`: imports `modules`, then looks in the `@remotemedia.node`
+    registry, then in the `remotemedia.nodes` entry points. LookupError naming what was
+    searched otherwise."""
+    for name in modules:
+        import_module(name)
+    cls = sdk.registered_nodes().get(node_type)
+    if cls is not None:
+        return cls
+    entry_points = _entry_points()
+    for ep in entry_points:
+        if ep.name == node_type:
+            cls = ep.load()
+            if not isinstance(cls, type):
+                raise TypeError(f"entry point {ep.name} = {ep.value} is not a class")
+            return cls
+    registered = ", ".join(sorted(sdk.registered_nodes())) or "none"
+    published = ", ".join(sorted({ep.name for ep in entry_points})) or "none"
+    searched = f"modules imported: {', '.join(modules)}; " if modules else ""
+    raise LookupError(
+        f"no Python node class {node_type!r} was found ({searched}registered with "
+        f"@remotemedia.node: {registered}; published in the {ENTRY_POINT_GROUP!r} entry points: "
+        f"{published}). Install the package that provides it, or list the module that defines "
+        f"it in the node's multiprocess.modules")
+
+
+async def _drain(agen):
+    return [item async for item in agen]
+
+
+class _Calls:
+    """Calls node methods, running coroutines and async generators on one event loop."""
+
+    def __init__(self, node):
+        self.node = node
+        self.loop = None
+
+    def _run(self, awaitable):
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(awaitable)
+
+    def outputs(self, result):
+        if inspect.isawaitable(result):
+            result = self._run(result)
+        if inspect.isasyncgen(result):
+            return self._run(_drain(result))
+        return sdk.collect_outputs(result)
+
+    def call(self, method):
+        result = method()
+        if inspect.isawaitable(result):
+            self._run(result)
+
+    def process(self, item):
+        return self.outputs(self.node.process(item))
+
+    def flush(self):
+        flush = getattr(self.node, "flush", None)
+        return self.outputs(flush()) if flush is not None else []
+
+    def close(self):
+        if self.loop is not None:
+            self.loop.close()
+
+
+def _exit_when_stdin_closes():
+    # os.read on the descriptor, not sys.stdin: a thread blocked inside a buffered reader
+    # would hold its lock through interpreter shutdown.
+    try:
+        while os.read(0, 65536):
+            pass
+    finally:
+        os._exit(0)
+
+
+def _read_line(fd):
+    """One line from `fd`, read unbuffered so nothing after it is consumed."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8")
+
+
+def _describe(exc):
+    return f"{type(exc).__name__}: {exc}", traceback.format_exc()
+
+
+def main():
+    line = _read_line(0)
+    if not line.strip():
+        return 0  # the runtime went away before assigning a node
+    assignment = json.loads(line)
+    threading.Thread(target=_exit_when_stdin_closes, name="stdin-watch", daemon=True).start()
+    for path in reversed(assignment.get("python_path") or []):
+        sys.path.insert(0, os.path.abspath(path))
+    os.environ.update(assignment.get("env") or {})
+
+    channel = WorkerChannel(json.dumps(assignment["channel"]))
+    node_type = assignment["node_type"]
+    phase = "import"
+    try:
+        cls = find_node_class(node_type, assignment.get("modules") or [])
+        phase = "initialize"
+        node = cls(node_id=assignment.get("node_id"), params=assignment.get("params") or {})
+        calls = _Calls(node)
+        calls.call(node.initialize)
+    except BaseException as exc:  # everything, SystemExit from node code included
+        message, trace = _describe(exc)
+        channel.fail(message, trace, phase)
+        # Stay until the runtime has read the report and says goodbye.
+        channel.await_shutdown(10.0)
+        return 1
+
+    channel.ready(json.dumps({
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "node_class": f"{cls.__module__}.{cls.__qualname__}",
+    }))
+    status = 0
+    try:
+        channel.serve(calls.process, calls.flush)
+    finally:
+        try:
+            calls.call(node.cleanup)
+        except BaseException as exc:
+            # The runtime has stopped listening; the report goes to the log.
+            message, trace = _describe(exc)
+            print(f"cleanup() of {node_type} failed: {message}\n{trace}", file=sys.stderr)
+            status = 1
+        calls.close()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
