@@ -7,8 +7,9 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use output::{Format, OutputSink};
+use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::ingestion::{
-    global_ingest_registry, IngestConfig, RawPcmFormat, TrackSelection,
+    global_ingest_registry, IngestConfig, IngestSource, IngestStream, RawPcmFormat, TrackSelection,
 };
 use remotemedia_runtime_core::manifest::{Manifest, PipelineGraph};
 use remotemedia_runtime_core::nodes::schema::ParamKind;
@@ -54,8 +55,15 @@ struct RunArgs {
     manifest: String,
     /// Input: a file path, a file:// URL, another scheme an ingest plugin handles, or `-`
     /// for stdin (WAV/FLAC/MP3/OGG, or raw PCM with --raw-format).
-    #[arg(short, long)]
-    input: String,
+    #[arg(short, long, required_unless_present = "text", conflicts_with = "text")]
+    input: Option<String>,
+    /// Send this text as the input instead of media (repeat for several items), e.g. to a
+    /// pipeline that starts with TextToSpeechNode or TextCollectorNode.
+    #[arg(long)]
+    text: Vec<String>,
+    /// Python interpreter for Python nodes (it needs the remotemedia package installed).
+    #[arg(long, env = "REMOTEMEDIA_PYTHON")]
+    python: Option<std::path::PathBuf>,
     /// Write audio outputs to this WAV file (32-bit float), or `-` for stdout (printed
     /// lines then go to stderr).
     #[arg(short, long)]
@@ -131,9 +139,21 @@ fn load_manifest(path: &str) -> Result<Manifest> {
     Ok(Manifest::from_file(path)?)
 }
 
+/// The built-in nodes plus Python nodes, run by `python` (default: `$REMOTEMEDIA_PYTHON`,
+/// else `python3`).
+fn runner(python: Option<std::path::PathBuf>) -> Result<PipelineRunner> {
+    let config = remotemedia_multiprocess::MultiprocessConfig {
+        python_executable: python,
+        ..Default::default()
+    };
+    Ok(PipelineRunner::with_registry(
+        remotemedia_multiprocess::registry_with_python(config),
+    )?)
+}
+
 fn validate(path: &str) -> Result<()> {
     let manifest = load_manifest(path)?;
-    let runner = PipelineRunner::new()?;
+    let runner = runner(None)?;
     runner.validate(&manifest)?;
     let graph = PipelineGraph::build(&manifest)?;
     let ids = |indices: &[usize]| {
@@ -160,7 +180,7 @@ fn validate(path: &str) -> Result<()> {
 }
 
 fn nodes(json: bool) -> Result<()> {
-    let runner = PipelineRunner::new()?;
+    let runner = runner(None)?;
     let types = runner.registry().node_types();
     if json {
         let list: Vec<serde_json::Value> = types.iter().map(|t| t.to_json()).collect();
@@ -227,14 +247,14 @@ fn ingest_config(args: &RunArgs) -> Result<IngestConfig> {
         audio_channels: args.channels,
         track_selection,
         raw_pcm,
-        ..IngestConfig::from_url(args.input.clone())
+        ..IngestConfig::from_url(args.input.clone().unwrap_or_default())
     })
 }
 
 fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
     // Only for files, and only when both outputs are a terminal (not piped or redirected).
     let show = !args.no_progress
-        && args.input != "-"
+        && args.input.as_deref().is_some_and(|input| input != "-")
         && std::io::stderr().is_terminal()
         && std::io::stdout().is_terminal();
     let Some(total_us) = duration_us.filter(|_| show) else {
@@ -272,6 +292,26 @@ async fn print_outputs(
     }
 }
 
+/// Where `run` takes its input items from.
+enum Input {
+    /// A decoded media source.
+    Media {
+        source: Arc<dyn IngestSource>,
+        stream: IngestStream,
+    },
+    /// Text items from `--text`.
+    Text(std::vec::IntoIter<String>),
+}
+
+impl Input {
+    async fn next(&mut self) -> Option<RuntimeData> {
+        match self {
+            Input::Media { stream, .. } => stream.recv().await,
+            Input::Text(items) => items.next().map(RuntimeData::Text),
+        }
+    }
+}
+
 fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
@@ -287,13 +327,21 @@ fn peak_memory_mib() -> Option<f64> {
 async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = Arc::new(load_manifest(&args.manifest)?);
-    let runner = PipelineRunner::new()?;
+    let runner = runner(args.python.clone())?;
     runner.validate(&manifest)?;
 
-    let config = ingest_config(&args)?;
-    let source = global_ingest_registry().create_from_uri(&config)?;
-    let mut stream = source.start().await?;
-    let bar = progress_bar(&args, stream.media_info().duration_us());
+    let mut input = if args.text.is_empty() {
+        let config = ingest_config(&args)?;
+        let source = global_ingest_registry().create_from_uri(&config)?;
+        let stream = source.start().await?;
+        Input::Media { source, stream }
+    } else {
+        Input::Text(args.text.clone().into_iter())
+    };
+    let bar = match &input {
+        Input::Media { stream, .. } => progress_bar(&args, stream.media_info().duration_us()),
+        Input::Text(_) => ProgressBar::hidden(),
+    };
 
     let session = Arc::new(runner.create_stream_session(manifest).await?);
     let printer = tokio::spawn(print_outputs(
@@ -307,7 +355,7 @@ async fn run(args: RunArgs) -> Result<()> {
     let mut send_error = None;
     loop {
         let next = tokio::select! {
-            data = stream.recv() => data,
+            data = input.next() => data,
             _ = tokio::signal::ctrl_c() => {
                 interrupted = true;
                 None
@@ -318,7 +366,7 @@ async fn run(args: RunArgs) -> Result<()> {
         };
         if let (
             Some(frames),
-            remotemedia_runtime_core::data::RuntimeData::Audio {
+            RuntimeData::Audio {
                 sample_rate,
                 timestamp_us,
                 ..
@@ -338,7 +386,9 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     if interrupted {
-        source.stop().await?;
+        if let Input::Media { source, .. } = &input {
+            source.stop().await?;
+        }
         bar.suspend(|| eprintln!("interrupted: finishing the outputs already in flight"));
     }
     session.close().await?;
@@ -350,8 +400,10 @@ async fn run(args: RunArgs) -> Result<()> {
     if let Some(error) = send_error {
         return Err(error.into());
     }
-    if let Some(error) = stream.error() {
-        return Err(anyhow!("{error}"));
+    if let Input::Media { stream, .. } = &input {
+        if let Some(error) = stream.error() {
+            return Err(anyhow!("{error}"));
+        }
     }
     if let Some((path, frames, rate, channels)) = sink.finish()? {
         if path != "-" {

@@ -212,7 +212,7 @@ fn params_that_are_not_a_mapping_are_rejected() {
 fn unknown_node_key_is_rejected() {
     assert_eq!(
         error_text("nodes: [{id: c, node_type: PassThrough, parms: {}}]"),
-        "invalid manifest: node 'c': unknown key 'parms' (node keys: id, node_type, params, executor, docker)"
+        "invalid manifest: node 'c': unknown key 'parms' (node keys: id, node_type, params, executor, docker, multiprocess)"
     );
 }
 
@@ -230,6 +230,27 @@ fn unregistered_executor_names_node_and_executor() {
     assert!(
         text.starts_with("node 'py' (SomePythonNode) needs the 'multiprocess' executor, but no such executor backend is registered"),
         "{text}"
+    );
+}
+
+#[test]
+fn multiprocess_block_implies_the_multiprocess_executor() {
+    let manifest = Manifest::from_yaml(
+        "nodes: [{id: asr, node_type: MyAsr, multiprocess: {python_executable: /usr/bin/python3}}]",
+    )
+    .expect("valid structure");
+    assert_eq!(manifest.nodes[0].requested_executor(), Some("multiprocess"));
+}
+
+#[test]
+fn multiprocess_block_with_conflicting_executor_or_docker_is_rejected() {
+    assert_eq!(
+        error_text("nodes: [{id: m, node_type: X, executor: docker, multiprocess: {}}]"),
+        "invalid manifest: node 'm': has a multiprocess block but executor is 'docker'"
+    );
+    assert_eq!(
+        error_text("nodes: [{id: m, node_type: X, docker: {}, multiprocess: {}}]"),
+        "invalid manifest: node 'm': has both a docker and a multiprocess block; a node runs in one place"
     );
 }
 

@@ -3,6 +3,7 @@
 mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
+mod python_env;
 mod venv;
 
 use anyhow::{bail, Context, Result};
@@ -34,7 +35,9 @@ enum Task {
         /// audio nodes vs numpy/scipy/soxr/webrtcvad, installed in a venv) or `ingest`
         /// (decode a 10-minute file through a 4-node pipeline: x realtime, peak memory) or
         /// `grpc` (N real-time streaming sessions against the server: latency, CPU) or
-        /// `ffi` (the Python wheel: call overhead, resampling vs soxr/scipy).
+        /// `ffi` (the Python wheel: call overhead, resampling vs soxr/scipy) or `ipc` (Rust →
+        /// Python EchoNode → Rust over shared memory vs a Unix socket; throughput, idle CPU,
+        /// session start).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -42,6 +45,9 @@ enum Task {
     BuildTime,
     /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
     Wheel,
+    /// Create the Python environment Python nodes run in (the wheel, remotemedia-nodes and
+    /// its models, espeak-ng) and print its interpreter, for REMOTEMEDIA_PYTHON.
+    PythonEnv,
 }
 
 fn main() -> Result<()> {
@@ -55,6 +61,11 @@ fn main() -> Result<()> {
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
+        Task::PythonEnv => {
+            let python = python_env::ensure(&root, &absolute_target_dir())?;
+            println!("{}", python.display());
+            Ok(())
+        }
     }
 }
 
@@ -80,7 +91,7 @@ fn cargo() -> Command {
 }
 
 /// Runs a command, streaming its output; fails with the command line when it fails.
-fn run(mut command: Command) -> Result<()> {
+pub(crate) fn run(mut command: Command) -> Result<()> {
     let line = format!("{command:?}");
     let status = command
         .status()
@@ -109,6 +120,14 @@ fn steps_bar(len: usize) -> ProgressBar {
 
 fn ci() -> Result<()> {
     ensure_wasm_target()?;
+    let root = workspace_root()?;
+    println!("\n==> the Python environment of the Python nodes (wheel, remotemedia-nodes, models)");
+    let python = python_env::ensure(&root, &absolute_target_dir())
+        .context("CI step 'Python environment' failed")?;
+    let with_python = |mut command: Command| {
+        command.env("REMOTEMEDIA_PYTHON", &python);
+        command
+    };
     let steps: Vec<(&str, Command)> = vec![
         (
             "rustfmt --check",
@@ -137,7 +156,10 @@ fn ci() -> Result<()> {
                 "wasm32-unknown-unknown",
             ]),
         ),
-        ("tests", cargo_args(&["test", "--workspace"])),
+        (
+            "tests (Python nodes in real workers)",
+            with_python(cargo_args(&["test", "--workspace"])),
+        ),
         (
             "gRPC server binary",
             cargo_args(&[
@@ -148,7 +170,10 @@ fn ci() -> Result<()> {
                 "remotemedia-grpc-server",
             ]),
         ),
-        ("demo pipelines", cargo_args(&["xtask", "demo"])),
+        (
+            "demo pipelines",
+            with_python(cargo_args(&["xtask", "demo"])),
+        ),
     ];
     let bar = steps_bar(steps.len());
     let started = Instant::now();
@@ -161,11 +186,11 @@ fn ci() -> Result<()> {
     }
     bar.set_message("Python package");
     bar.suspend(|| println!("\n==> the remotemedia wheel and its pytest suite"));
-    bar.suspend(python_package)
+    bar.suspend(|| python_package(&python))
         .context("CI step 'Python package' failed")?;
     bar.set_message("Python grpcio client against the server");
     bar.suspend(|| println!("\n==> Python grpcio client against the real server"));
-    bar.suspend(python_grpc_client)
+    bar.suspend(|| python_grpc_client(&python))
         .context("CI step 'Python grpcio client' failed")?;
     bar.finish_and_clear();
     println!("\nCI passed in {:.0?}", started.elapsed());
@@ -178,9 +203,16 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
+fn absolute_target_dir() -> PathBuf {
+    let target = target_dir();
+    std::fs::create_dir_all(&target).ok();
+    std::fs::canonicalize(&target).unwrap_or(target)
+}
+
 /// Generates stubs from our .proto with grpcio-tools and runs unary, streaming and error
-/// calls against the real `remotemedia-grpc-server`.
-fn python_grpc_client() -> Result<()> {
+/// calls against the real `remotemedia-grpc-server`, whose Python nodes run in
+/// `node_python`.
+fn python_grpc_client(node_python: &std::path::Path) -> Result<()> {
     let target = target_dir();
     let python = venv::ensure_venv(
         &target.join("ci-venv"),
@@ -191,14 +223,15 @@ fn python_grpc_client() -> Result<()> {
     let mut pytest = Command::new(python);
     pytest
         .args(["-m", "pytest", "-q", "transports/grpc/tests/python"])
-        .env("REMOTEMEDIA_GRPC_SERVER", server);
+        .env("REMOTEMEDIA_GRPC_SERVER", server)
+        .env("REMOTEMEDIA_PYTHON", node_python);
     run(pytest)
 }
 
 const FFI_VENV_PACKAGES: &[&str] = &["maturin==1.16.0", "numpy", "pytest"];
 
 /// Builds the wheel with maturin (release, abi3) and returns its path.
-fn wheel() -> Result<PathBuf> {
+pub(crate) fn wheel() -> Result<PathBuf> {
     let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
     let python = venv::ensure_venv(&target.join("ffi-venv"), FFI_VENV_PACKAGES)?;
     let maturin = python.with_file_name("maturin");
@@ -219,29 +252,28 @@ fn wheel() -> Result<PathBuf> {
     Ok(wheel)
 }
 
-/// Installs (or replaces) the package from `wheel` into the venv of `python`.
-fn install_wheel(python: &std::path::Path, wheel: &std::path::Path) -> Result<()> {
+/// Runs `python -m pip install --quiet <args>`.
+pub(crate) fn pip_install(python: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<()> {
     let mut install = Command::new(python);
-    install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(wheel);
+    install.args(["-m", "pip", "install", "--quiet"]).args(args);
     run(install)
 }
 
-/// Builds and installs the wheel into a venv and runs its pytest suite.
-fn python_package() -> Result<()> {
-    let wheel = wheel()?;
-    let target = std::fs::canonicalize(target_dir()).unwrap_or_else(|_| target_dir());
-    let python = venv::ensure_venv(&target.join("ffi-venv"), FFI_VENV_PACKAGES)?;
-    install_wheel(&python, &wheel)?;
-    let mut pytest = Command::new(&python);
+/// Installs (or replaces) the package from `wheel` into the venv of `python`.
+pub(crate) fn install_wheel(python: &std::path::Path, wheel: &std::path::Path) -> Result<()> {
+    pip_install(
+        python,
+        &[
+            "--force-reinstall".as_ref(),
+            "--no-deps".as_ref(),
+            wheel.as_os_str(),
+        ],
+    )
+}
+
+/// Runs the wheel's pytest suite in the Python environment (which has the wheel).
+fn python_package(python: &std::path::Path) -> Result<()> {
+    let mut pytest = Command::new(python);
     pytest.args(["-m", "pytest", "-q", "transports/ffi/tests"]);
     run(pytest)
 }
@@ -263,33 +295,40 @@ fn ensure_wasm_target() -> Result<()> {
     }
 }
 
+/// `remotemedia <args>` through cargo, with Python nodes run by `python`.
+fn remotemedia_cli(python: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = cargo_args(&["run", "--quiet", "-p", "remotemedia-cli", "--"]);
+    command.args(args).env("REMOTEMEDIA_PYTHON", python);
+    command
+}
+
 fn demo() -> Result<()> {
+    let python = match std::env::var_os("REMOTEMEDIA_PYTHON") {
+        Some(python) if !python.is_empty() => PathBuf::from(python),
+        _ => python_env::ensure(&workspace_root()?, &absolute_target_dir())?,
+    };
     println!("==> the main job: VAD segmentation of the bundled speech");
-    run(cargo_args(&[
-        "run",
-        "--quiet",
-        "-p",
-        "remotemedia-cli",
-        "--",
-        "run",
-        "examples/pipelines/vad-segmentation.yaml",
-        "--input",
-        "examples/media/speech.wav",
-    ]))?;
+    run(remotemedia_cli(
+        &python,
+        &[
+            "run",
+            "examples/pipelines/vad-segmentation.yaml",
+            "--input",
+            "examples/media/speech.wav",
+        ],
+    ))?;
     println!("\n==> stream health alerts on the same file");
-    let mut health = cargo_args(&[
-        "run",
-        "--quiet",
-        "-p",
-        "remotemedia-cli",
-        "--",
-        "run",
-        "examples/pipelines/stream-health.yaml",
-        "--input",
-        "examples/media/speech.wav",
-        "--format",
-        "json",
-    ]);
+    let mut health = remotemedia_cli(
+        &python,
+        &[
+            "run",
+            "examples/pipelines/stream-health.yaml",
+            "--input",
+            "examples/media/speech.wav",
+            "--format",
+            "json",
+        ],
+    );
     health.stdout(std::process::Stdio::piped());
     let output = health.output().context("cannot run remotemedia")?;
     if !output.status.success() {
@@ -300,6 +339,28 @@ fn demo() -> Result<()> {
         .filter(|l| l.contains("\"alert\""))
         .count();
     println!("{alerts} alerts (silences and dropouts between words)");
+    println!(
+        "\n==> transcription with Python nodes (Silero VAD, PocketSphinx) of the bundled dictation"
+    );
+    run(remotemedia_cli(
+        &python,
+        &[
+            "run",
+            "examples/pipelines/transcribe.yaml",
+            "--input",
+            "examples/media/dictation.wav",
+        ],
+    ))?;
+    println!("\n==> voice loop: text -> espeak-ng -> 16 kHz -> PocketSphinx -> text");
+    run(remotemedia_cli(
+        &python,
+        &[
+            "run",
+            "examples/pipelines/voice-loop.yaml",
+            "--text",
+            "please call me tomorrow morning",
+        ],
+    ))?;
     println!("\n==> unary: calculator through the console transport");
     run(cargo_args(&[
         "run",
@@ -338,6 +399,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
         "ingest" => bench_ingest::run(root),
         "grpc" => bench_grpc(),
         "ffi" => bench_ffi(),
+        "ipc" => bench_ipc(root),
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -345,8 +407,26 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
-        other => bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi)"),
+        other => {
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi, ipc)")
+        }
     }
+}
+
+/// Rust → Python EchoNode → Rust over shared memory and over a Unix socket, one run.
+fn bench_ipc(root: &std::path::Path) -> Result<()> {
+    let python = python_env::ensure(root, &absolute_target_dir())?;
+    let script = root.join("xtask/bench/ipc_socket_echo.py");
+    let mut bench = cargo_args(&[
+        "bench",
+        "-p",
+        "remotemedia-multiprocess",
+        "--bench",
+        "ipc",
+        "--",
+    ]);
+    bench.arg(&python).arg(&script);
+    run(bench)
 }
 
 /// The wheel driven from Python next to numpy/soxr/scipy, in one venv and one run.

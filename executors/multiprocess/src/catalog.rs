@@ -1,8 +1,10 @@
 //! The Python node catalog (`nodes/python`, the `remotemedia-nodes` package): type names,
 //! params and descriptions, so manifests using them are checked before any worker starts.
 
+use remotemedia_runtime_core::nodes::audio::VADNode;
 use remotemedia_runtime_core::nodes::registry::{NodeRegistry, PythonNodeType};
 use remotemedia_runtime_core::nodes::schema::ParamsSchema;
+use remotemedia_runtime_core::nodes::Node;
 
 /// The catalog's node types.
 pub fn catalog() -> Vec<PythonNodeType> {
@@ -10,32 +12,9 @@ pub fn catalog() -> Vec<PythonNodeType> {
         PythonNodeType::new("EchoNode")
             .with_schema(ParamsSchema::new())
             .with_description("test node: returns every input unchanged, of every data type"),
+        // Same params and event contract as the native VADNode.
         PythonNodeType::new("SileroVADNode")
-            .with_schema(
-                ParamsSchema::new()
-                    .number("threshold", Some(0.5), 0.0, 1.0, "speech probability threshold")
-                    .integer(
-                        "min_speech_duration_ms",
-                        Some(250),
-                        0,
-                        60_000,
-                        "speech must last this long before it starts",
-                    )
-                    .integer(
-                        "min_silence_duration_ms",
-                        Some(100),
-                        0,
-                        60_000,
-                        "silence must last this long before speech ends",
-                    )
-                    .integer(
-                        "speech_pad_ms",
-                        Some(30),
-                        0,
-                        10_000,
-                        "audio kept before speech start and after speech end",
-                    ),
-            )
+            .with_schema(<VADNode as Node>::params_schema().unwrap_or_default())
             .with_description(
                 "voice activity events (Json) followed by the unchanged audio, with the Silero VAD model (onnxruntime); 16 kHz or 8 kHz mono",
             ),

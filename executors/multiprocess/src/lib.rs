@@ -77,6 +77,14 @@ pub use node::PythonNode;
 use remotemedia_runtime_core::nodes::registry::NodeRegistry;
 use std::sync::Arc;
 
+/// The built-in native nodes plus the backend and the Python node catalog: what a runtime
+/// that runs Python nodes uses.
+pub fn registry_with_python(config: MultiprocessConfig) -> NodeRegistry {
+    let mut registry = NodeRegistry::with_builtins();
+    register(&mut registry, config);
+    registry
+}
+
 /// Registers the backend (as `multiprocess`) and the Python node catalog in `registry`;
 /// returns the backend.
 pub fn register(

@@ -299,6 +299,13 @@ impl PythonNode {
         }
     }
 
+    /// Sends a message without payload and wakes the worker.
+    fn send_control(&self, kind: MessageKind, seq: u64) -> std::result::Result<(), ipc::IpcError> {
+        self.endpoint
+            .send_with(kind, 0, seq, 0, |_| Ok(()))
+            .and_then(|_| self.endpoint.notify())
+    }
+
     fn check_usable(&self) -> Result<()> {
         match &self.state {
             State::Running => Ok(()),
@@ -315,32 +322,23 @@ impl PythonNode {
             return;
         }
         let was_running = self.worker.is_running();
-        if was_running {
-            let sent = self
-                .endpoint
-                .send_with(MessageKind::Shutdown, 0, self.seq, 0, |_| Ok(()))
-                .and_then(|_| self.endpoint.notify());
-            if sent.is_ok() {
-                let deadline = Instant::now() + self.settings.shutdown_timeout;
-                loop {
-                    if !self.worker.is_running() {
-                        break;
-                    }
-                    match self.wait(Some(deadline)).await {
-                        Ok(Wake::Exited) => break,
-                        Ok(Wake::Message) => {
-                            // Drain anything late (e.g. an error from cleanup()).
-                            while let Ok(Some(sample)) = self.endpoint.receive() {
-                                if let (Some(MessageKind::Error), _) = ipc::envelope(&sample) {
-                                    tracing::warn!(node_id = %self.node_id, "{}", error_report(&sample));
-                                }
+        if was_running && self.send_control(MessageKind::Shutdown, self.seq).is_ok() {
+            let deadline = Instant::now() + self.settings.shutdown_timeout;
+            while self.worker.is_running() {
+                match self.wait(Some(deadline)).await {
+                    Ok(Wake::Exited) => break,
+                    Ok(Wake::Message) => {
+                        // Drain anything late (e.g. an error from cleanup()).
+                        while let Ok(Some(sample)) = self.endpoint.receive() {
+                            if let (Some(MessageKind::Error), _) = ipc::envelope(&sample) {
+                                tracing::warn!(node_id = %self.node_id, "{}", error_report(&sample));
                             }
                         }
-                        Ok(Wake::TimedOut) | Err(_) => {
-                            tracing::warn!(node_id = %self.node_id, pid = self.worker.pid(),
-                                "the Python worker did not exit within the shutdown timeout; killing it");
-                            break;
-                        }
+                    }
+                    Ok(Wake::TimedOut) | Err(_) => {
+                        tracing::warn!(node_id = %self.node_id, pid = self.worker.pid(),
+                            "the Python worker did not exit within the shutdown timeout; killing it");
+                        break;
                     }
                 }
             }
@@ -474,11 +472,7 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
-        let sent = self
-            .endpoint
-            .send_with(MessageKind::Flush, 0, seq, 0, |_| Ok(()))
-            .and_then(|_| self.endpoint.notify());
-        if sent.is_err() {
+        if self.send_control(MessageKind::Flush, seq).is_err() {
             return Err(self.died("flushing at end of stream"));
         }
         self.collect(seq, outputs, None, "flushing at end of stream")

@@ -64,13 +64,14 @@ pub struct WorkerProcess {
 }
 
 type SpawnReply = std::io::Result<Child>;
+/// A command to spawn and where to send the result.
+type SpawnRequest = (Command, mpsc::Sender<SpawnReply>);
 
 /// Forks every worker from one thread that lives as long as the process.
-fn spawner() -> &'static Mutex<mpsc::Sender<(Command, mpsc::Sender<SpawnReply>)>> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<(Command, mpsc::Sender<SpawnReply>)>>> =
-        OnceLock::new();
+fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<(Command, mpsc::Sender<SpawnReply>)>();
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
         let thread = std::thread::Builder::new()
             .name("remotemedia-spawner".to_owned())
             .spawn(move || {

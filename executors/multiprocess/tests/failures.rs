@@ -7,10 +7,6 @@ use remotemedia_runtime_core::Error;
 use std::time::Duration;
 use support::{gone_within, manifest, text, Harness};
 
-fn error_text(err: &Error) -> String {
-    err.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exception_fails_the_session_with_node_id_and_traceback() {
     let harness = Harness::new();
@@ -35,7 +31,7 @@ async fn an_exception_fails_the_session_with_node_id_and_traceback() {
             Err(e) => break e,
         }
     };
-    let message = error_text(&err);
+    let message = err.to_string();
     assert_eq!(err.node_id(), Some("risky"), "{message}");
     assert!(message.starts_with("node 'risky' (Raises) failed: Python exception in process(): ValueError: bad input: boom"), "{message}");
     assert!(
@@ -67,13 +63,9 @@ async fn an_exception_in_initialize_fails_session_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_python_class_is_named() {
     let harness = Harness::new();
-    let pipeline = manifest("nodes: [{id: ghost, node_type: NoSuchNode, executor: multiprocess}]");
     let message = harness
-        .runner
-        .create_stream_session(pipeline)
-        .await
-        .unwrap_err()
-        .to_string();
+        .start_error("nodes: [{id: ghost, node_type: NoSuchNode, executor: multiprocess}]")
+        .await;
     assert!(message.starts_with("node 'ghost' (NoSuchNode) failed to start: Python exception in import(): LookupError: no Python node class 'NoSuchNode' was found"), "{message}");
     assert!(
         message.contains("EchoNode"),
@@ -84,15 +76,11 @@ async fn an_unknown_python_class_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_that_cannot_be_imported_is_reported() {
     let harness = Harness::new();
-    let pipeline = manifest(
-        "nodes: [{id: n, node_type: EchoNode, multiprocess: {modules: [no_such_module_here]}}]",
-    );
     let message = harness
-        .runner
-        .create_stream_session(pipeline)
-        .await
-        .unwrap_err()
-        .to_string();
+        .start_error(
+            "nodes: [{id: n, node_type: EchoNode, multiprocess: {modules: [no_such_module_here]}}]",
+        )
+        .await;
     assert!(
         message.contains("ModuleNotFoundError: No module named 'no_such_module_here'"),
         "{message}"
@@ -106,15 +94,7 @@ async fn a_module_that_cannot_be_imported_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_interpreter_is_named() {
     let harness = Harness::new();
-    let pipeline = manifest(
-        "nodes: [{id: n, node_type: EchoNode, multiprocess: {python_executable: /nonexistent/bin/python}}]",
-    );
-    let message = harness
-        .runner
-        .create_stream_session(pipeline)
-        .await
-        .unwrap_err()
-        .to_string();
+    let message = harness.start_error("nodes: [{id: n, node_type: EchoNode, multiprocess: {python_executable: /nonexistent/bin/python}}]").await;
     assert!(message.starts_with("node 'n' (EchoNode) failed to start: cannot start the Python interpreter '/nonexistent/bin/python'"), "{message}");
     assert!(message.contains("REMOTEMEDIA_PYTHON"), "{message}");
 }
@@ -134,16 +114,12 @@ async fn an_interpreter_without_the_package_gets_a_hint() {
     .expect("wrapper");
     std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let pipeline = manifest(&format!(
-        "nodes: [{{id: n, node_type: EchoNode, multiprocess: {{python_executable: '{}'}}}}]",
-        bare.display()
-    ));
     let message = harness
-        .runner
-        .create_stream_session(pipeline)
-        .await
-        .unwrap_err()
-        .to_string();
+        .start_error(&format!(
+            "nodes: [{{id: n, node_type: EchoNode, multiprocess: {{python_executable: '{}'}}}}]",
+            bare.display()
+        ))
+        .await;
     let _ = std::fs::remove_file(&bare);
     assert!(
         message.contains("cannot import the remotemedia package"),

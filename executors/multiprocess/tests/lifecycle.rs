@@ -7,7 +7,7 @@ use remotemedia_runtime_core::data::RuntimeData;
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
-use support::{gone_within, item, manifest, text, Harness};
+use support::{gone_within, item, manifest, text, Harness, Scratch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn params_and_env_reach_the_worker() {
@@ -68,10 +68,9 @@ async fn buffered_items_flush_at_end_of_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_end_runs_cleanup_and_the_worker_exits() {
     let harness = Harness::new();
-    let dir = std::env::temp_dir().join(format!("rm-cleanup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let marker = dir.join("cleanup");
-    let pid_file = dir.join("pid");
+    let scratch = Scratch::new("cleanup");
+    let marker = scratch.path("cleanup");
+    let pid_file = scratch.path("pid");
     let pipeline = manifest(&format!(
         r#"
 nodes:
@@ -86,10 +85,7 @@ nodes:
         .create_stream_session(pipeline)
         .await
         .expect("session");
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .parse()
-        .expect("number");
+    let pid = scratch.pid("pid");
     assert!(support::alive(pid));
     session.send_input(text("x")).await.expect("send");
     assert_eq!(
@@ -114,15 +110,13 @@ nodes:
     );
     let left = harness.leftovers_after(5.0);
     assert!(left.is_empty(), "{left:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_session_kills_its_workers() {
     let harness = Harness::new();
-    let dir = std::env::temp_dir().join(format!("rm-drop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let pid_file = dir.join("pid");
+    let scratch = Scratch::new("drop");
+    let pid_file = scratch.path("pid");
     let pipeline = manifest(&format!(
         "nodes: [{{id: w, node_type: WritesPid, executor: multiprocess, params: {{path: \"{}\"}}}}]",
         pid_file.display()
@@ -132,10 +126,7 @@ async fn dropping_a_session_kills_its_workers() {
         .create_stream_session(pipeline)
         .await
         .expect("session");
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .parse()
-        .expect("number");
+    let pid = scratch.pid("pid");
     drop(session);
     assert!(
         gone_within(pid, 5.0),
@@ -143,7 +134,6 @@ async fn dropping_a_session_kills_its_workers() {
     );
     let left = harness.leftovers_after(5.0);
     assert!(left.is_empty(), "{left:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs as a separate process (see `workers_die_with_the_runtime`): starts a session with a
@@ -170,10 +160,9 @@ fn helper_runtime_that_gets_killed() {
 
 #[test]
 fn workers_die_with_the_runtime() {
-    let dir = std::env::temp_dir().join(format!("rm-pdeath-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let pid_file = dir.join("pid");
-    let ready = dir.join("pid.ready");
+    let scratch = Scratch::new("pdeath");
+    let pid_file = scratch.path("pid");
+    let ready = scratch.path("pid.ready");
     let mut helper = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -197,10 +186,7 @@ fn workers_die_with_the_runtime() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let worker: u32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .parse()
-        .expect("number");
+    let worker = scratch.pid("pid");
     assert!(support::alive(worker));
     helper.kill().expect("SIGKILL the runtime");
     helper.wait().expect("reap");
@@ -208,7 +194,6 @@ fn workers_die_with_the_runtime() {
         gone_within(worker, 5.0),
         "worker {worker} outlived the runtime that started it"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -619,6 +619,52 @@ mod tests {
         );
     }
 
+    /// A backend that is never asked to create anything in these tests.
+    struct UnusedBackend;
+
+    #[async_trait]
+    impl ExecutorBackend for UnusedBackend {
+        fn name(&self) -> &str {
+            DEFAULT_PYTHON_EXECUTOR
+        }
+        async fn create_node(&self, _spec: NodeSpec) -> Result<Box<dyn NodeExecutor>> {
+            Err(Error::Node("not used in this test".to_owned()))
+        }
+    }
+
+    #[test]
+    fn python_type_params_are_checked_against_its_schema_and_normalized() {
+        let mut registry = NodeRegistry::new();
+        registry.register_backend(Arc::new(UnusedBackend));
+        registry.register_python_type(
+            PythonNodeType::new("Asr")
+                .with_schema(ParamsSchema::new().string(
+                    "language",
+                    Some("en-us"),
+                    "model language",
+                ))
+                .with_description("speech to text"),
+        );
+        let bad =
+            NodeManifest::new("asr", "Asr").with_params(serde_json::json!({"langauge": "de"}));
+        let err = registry.resolve(&bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node 'asr' (Asr): param 'langauge': unknown param (known params: language)"
+        );
+        let good = NodeManifest::new("asr", "Asr");
+        match registry.resolve(&good).expect("valid") {
+            ResolvedNode::Backend { params, .. } => {
+                assert_eq!(params, serde_json::json!({"language": "en-us"}));
+            }
+            other => panic!("expected a backend node, got {other:?}"),
+        }
+        let listed = registry.node_types();
+        assert_eq!(listed[0].kind, NodeKind::Python);
+        assert_eq!(listed[0].description, "speech to text");
+        assert!(listed[0].schema.is_some());
+    }
+
     #[test]
     fn aliases_resolve_to_the_canonical_factory() {
         let registry = NodeRegistry::with_builtins();

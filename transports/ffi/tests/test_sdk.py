@@ -109,3 +109,19 @@ def test_bad_frames_are_rejected():
         remotemedia.decode_frame(frame[:-1])
     with pytest.raises(ValueError, match="does not start with RMF1"):
         remotemedia.decode_frame(b"RIFF" + bytes(40))
+
+
+@remotemedia.node("Gather")
+class Gather(remotemedia.Node):
+    def initialize(self):
+        self.words = []
+
+    def process(self, data):
+        self.words.append(data)
+
+    def flush(self):
+        return " ".join(self.words)
+
+
+def test_run_node_flushes_at_end_of_stream():
+    assert remotemedia.run_node(Gather(), ["a", "b", "c"]) == ["a b c"]

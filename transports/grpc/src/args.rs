@@ -27,9 +27,28 @@ pub struct ServerArgs {
     /// On SIGTERM/SIGINT, seconds open sessions may run before they are closed.
     #[arg(long, env = "REMOTEMEDIA_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Python interpreter for Python nodes (needs the remotemedia package); default python3.
+    #[arg(long, env = "REMOTEMEDIA_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+    /// Python workers kept started and waiting, so sessions with Python nodes start fast.
+    #[arg(long, env = "REMOTEMEDIA_WARM_WORKERS", default_value_t = 0)]
+    pub warm_workers: usize,
 }
 
 impl ServerArgs {
+    /// The server configuration these flags describe.
+    /// The runner these flags describe: built-in nodes plus Python nodes in workers.
+    pub fn runner(&self) -> anyhow::Result<PipelineRunner> {
+        let config = remotemedia_multiprocess::MultiprocessConfig {
+            python_executable: self.python.clone(),
+            warm_workers: self.warm_workers,
+            ..Default::default()
+        };
+        Ok(PipelineRunner::with_registry(
+            remotemedia_multiprocess::registry_with_python(config),
+        )?)
+    }
+
     /// The server configuration these flags describe.
     pub fn config(&self) -> ServerConfig {
         ServerConfig {
@@ -74,7 +93,7 @@ pub fn init_logging() {
 /// Binds, announces `<name> listening on <addr>` on stderr, and serves until SIGINT/SIGTERM.
 pub async fn run_server(name: &str, args: &ServerArgs) -> anyhow::Result<()> {
     let config = args.config();
-    let runner = PipelineRunner::new()?;
+    let runner = args.runner()?;
     let (listener, addr) = bind(&config)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

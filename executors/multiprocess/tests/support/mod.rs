@@ -135,6 +135,46 @@ impl Drop for Harness {
     }
 }
 
+impl Harness {
+    /// Starts a session that must fail; returns the error text.
+    pub async fn start_error(&self, yaml: &str) -> String {
+        match self.runner.create_stream_session(manifest(yaml)).await {
+            Ok(_) => panic!("the session started: {yaml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+/// A scratch directory for files a test's Python nodes write (pids, markers).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("rm-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// The pid a `WritesPid` node wrote to `file`.
+    pub fn pid(&self, file: &str) -> u32 {
+        std::fs::read_to_string(self.path(file))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn manifest(yaml: &str) -> Arc<Manifest> {
     Arc::new(Manifest::from_yaml(yaml).expect("valid manifest"))
 }

@@ -177,11 +177,43 @@ def test_errors_carry_codes_and_the_node_id(pb, stub):
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_python_nodes_run_behind_the_server(pb, stub):
+    """Text -> espeak-ng (Python worker) -> 16 kHz (native) -> PocketSphinx (Python worker)."""
+    assert os.environ.get("REMOTEMEDIA_PYTHON"), (
+        "set REMOTEMEDIA_PYTHON to the interpreter of `cargo xtask python-env` for Python nodes")
+    messages, _ = pb
+    manifest = (
+        "nodes:\n"
+        "  - {id: tts, node_type: TextToSpeechNode, params: {voice: en-us+klatt2, rate: 160}}\n"
+        "  - {id: resample, node_type: FastResampleNode, params: {target_rate: 16000}}\n"
+        "  - {id: asr, node_type: SpeechRecognitionNode}\n"
+    )
+    response = stub.Execute(
+        messages.ExecuteRequest(manifest=manifest, inputs=[messages.DataItem(text="please call me tomorrow morning")]),
+        timeout=60,
+    )
+    assert [o.node_id for o in response.outputs] == ["asr"]
+    words = response.outputs[0].data.text.split()
+    assert {"call", "tomorrow", "morning"} <= set(words), words
+
+    with pytest.raises(grpc.RpcError) as failure:
+        stub.Execute(
+            messages.ExecuteRequest(
+                manifest="nodes: [{id: voice, node_type: TextToSpeechNode, params: {voice: nosuchvoice}}]",
+                inputs=[messages.DataItem(text="hi")],
+            ),
+            timeout=60,
+        )
+    assert dict(failure.value.trailing_metadata())["x-remotemedia-node-id"] == "voice"
+    assert "espeak-ng has no voice 'nosuchvoice'" in failure.value.details()
+
+
 def test_list_nodes(pb, stub):
     messages, _ = pb
     nodes = stub.ListNodes(messages.ListNodesRequest(), timeout=10).nodes
     by_name = {n.node_type: n for n in nodes}
     assert "VADNode" in by_name
+    assert "SileroVADNode" in by_name
     schema = json.loads(by_name["AudioChunkerNode"].params_schema)
     assert schema["properties"]["chunk_size"]["default"] == 512
 

@@ -1,0 +1,237 @@
+//! The `remotemedia` command with Python nodes (real worker processes, real models):
+//! the transcription example on the bundled dictation, the voice loop, listings and
+//! errors. Needs `REMOTEMEDIA_PYTHON` (an interpreter with the remotemedia wheel and
+//! remotemedia-nodes[all] installed; `cargo xtask python-env` makes one).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn python() -> String {
+    match std::env::var("REMOTEMEDIA_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "these tests run real Python workers: set REMOTEMEDIA_PYTHON to an interpreter with \
+             the remotemedia wheel and remotemedia-nodes installed (`cargo xtask python-env` \
+             creates one and prints its path)"
+        ),
+    }
+}
+
+fn remotemedia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args(args)
+        .current_dir(root())
+        .env("REMOTEMEDIA_PYTHON", python())
+        .output()
+        .expect("run remotemedia")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn transcript_lines(o: &Output) -> Vec<String> {
+    stdout(o)
+        .lines()
+        .filter_map(|l| l.strip_prefix("[asr] "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `line` has every word of `words`.
+fn has_words(line: &str, words: &[&str]) -> bool {
+    let got: Vec<&str> = line.split_whitespace().collect();
+    words.iter().all(|w| got.contains(w))
+}
+
+#[test]
+fn transcribe_example_writes_the_spoken_words() {
+    let o = remotemedia(&[
+        "run",
+        "examples/pipelines/transcribe.yaml",
+        "--input",
+        "examples/media/dictation.wav",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = transcript_lines(&o);
+    assert_eq!(lines.len(), 3, "one line per sentence: {lines:?}");
+    assert!(
+        has_words(&lines[0], &["this", "test", "system"]),
+        "{lines:?}"
+    );
+    assert!(
+        has_words(&lines[1], &["please", "call", "tomorrow", "morning"]),
+        "{lines:?}"
+    );
+    assert!(
+        has_words(&lines[2], &["two", "three", "four", "five", "six", "seven"]),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn voice_loop_recovers_the_words_it_spoke() {
+    let o = remotemedia(&[
+        "run",
+        "examples/pipelines/voice-loop.yaml",
+        "--text",
+        "please call me tomorrow morning",
+        "--text",
+        "this is a test of the system",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = transcript_lines(&o);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        has_words(&lines[0], &["please", "call", "tomorrow", "morning"]),
+        "{lines:?}"
+    );
+    assert!(
+        has_words(&lines[1], &["this", "test", "system"]),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn tts_audio_can_be_written_to_a_wav_file() {
+    let out = std::env::temp_dir().join(format!("rm-tts-{}.wav", std::process::id()));
+    let manifest = std::env::temp_dir().join(format!("rm-tts-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "nodes: [{id: tts, node_type: TextToSpeechNode, params: {sample_rate: 16000}}]",
+    )
+    .expect("manifest");
+    let o = remotemedia(&[
+        "run",
+        manifest.to_str().expect("path"),
+        "--text",
+        "hello there",
+        "--output",
+        out.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reader = hound::WavReader::open(&out).expect("a WAV file");
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    assert_eq!(reader.spec().channels, 1);
+    assert!(reader.duration() > 8_000, "{} frames", reader.duration());
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&manifest);
+}
+
+#[test]
+fn nodes_lists_the_python_catalog_with_params() {
+    let o = remotemedia(&["nodes", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).expect("JSON");
+    for name in [
+        "EchoNode",
+        "SileroVADNode",
+        "SpeechRecognitionNode",
+        "TextToSpeechNode",
+    ] {
+        let node = list
+            .iter()
+            .find(|n| n["node_type"] == name)
+            .unwrap_or_else(|| panic!("{name} listed"));
+        assert_eq!(node["kind"], "python", "{node}");
+    }
+    let tts = list
+        .iter()
+        .find(|n| n["node_type"] == "TextToSpeechNode")
+        .expect("tts");
+    assert_eq!(tts["params"]["properties"]["sample_rate"]["default"], 22050);
+}
+
+#[test]
+fn bad_python_node_params_are_rejected_before_any_worker_starts() {
+    let manifest = std::env::temp_dir().join(format!("rm-bad-vad-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: vad, node_type: SileroVADNode, params: {threshold: 2}}\n",
+    )
+    .expect("manifest");
+    let o = remotemedia(&["validate", manifest.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "node 'vad' (SileroVADNode): param 'threshold': value 2 is out of range 0..=1"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_file(&manifest);
+}
+
+#[test]
+fn an_unknown_voice_fails_at_session_start_naming_the_node() {
+    let manifest = std::env::temp_dir().join(format!("rm-bad-voice-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "nodes: [{id: tts, node_type: TextToSpeechNode, params: {voice: nosuchvoice}}]",
+    )
+    .expect("manifest");
+    let o = remotemedia(&["run", manifest.to_str().expect("path"), "--text", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("node 'tts' (TextToSpeechNode) failed to start: Python exception in initialize(): RuntimeError: espeak-ng has no voice 'nosuchvoice'"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&manifest);
+}
+
+#[test]
+fn a_missing_interpreter_is_named() {
+    let o = Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args([
+            "run",
+            "examples/pipelines/voice-loop.yaml",
+            "--text",
+            "hi",
+            "--python",
+            "/nonexistent/python3",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("run remotemedia");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("node 'tts' (TextToSpeechNode) failed to start: cannot start the Python interpreter '/nonexistent/python3'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn audio_in_the_wrong_rate_is_a_node_error_with_a_hint() {
+    let manifest = std::env::temp_dir().join(format!("rm-asr-rate-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "nodes: [{id: asr, node_type: SpeechRecognitionNode}]",
+    )
+    .expect("manifest");
+    let o = remotemedia(&[
+        "run",
+        manifest.to_str().expect("path"),
+        "--input",
+        "examples/media/dictation.wav",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("node 'asr' (SpeechRecognitionNode) failed: Python exception in process(): ValueError: SpeechRecognitionNode needs 16 kHz audio, got 22050 Hz: put a FastResampleNode with target_rate 16000 before it"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&manifest);
+}

@@ -1,0 +1,179 @@
+"""`SileroVADNode`: voice activity detection with the Silero VAD model.
+
+The model is the ONNX file shipped in the `silero-vad` package (installed with
+`pip install --no-deps silero-vad`: only its data file is used, not its torch code), run
+with onnxruntime on the CPU. Nothing is downloaded.
+
+Same event contract as the native `VADNode`: for each audio input, one Json event
+
+    {"has_speech", "speech_probability", "is_speech_start", "is_speech_end", "timestamp_ms"}
+
+(plus `speech_start_ms` on a start and `speech_end_ms` on an end), then the audio itself,
+unchanged. Other data types pass through.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+
+import remotemedia
+
+#: Leaving speech needs the probability to fall this far below the threshold.
+HYSTERESIS = 0.15
+
+
+def model_path():
+    """The Silero VAD ONNX file of the installed `silero-vad` package (found without
+    importing the package, whose __init__ needs torch)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "SileroVADNode needs the model file of the silero-vad package: "
+            "pip install --no-deps silero-vad")
+    for location in spec.submodule_search_locations:
+        path = os.path.join(location, "data", "silero_vad.onnx")
+        if os.path.isfile(path):
+            return path
+    raise RuntimeError("the silero-vad package has no data/silero_vad.onnx")
+
+
+class SileroModel:
+    """The stateful Silero VAD v5 model: 512-sample windows at 16 kHz (256 at 8 kHz), each
+    with the previous 64 (32) samples as context."""
+
+    def __init__(self, sample_rate):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            model_path(), sess_options=options, providers=["CPUExecutionProvider"])
+        self.sample_rate = sample_rate
+        self.window = 512 if sample_rate == 16000 else 256
+        self.context_size = 64 if sample_rate == 16000 else 32
+        self.reset()
+
+    def reset(self):
+        self.state = np.zeros((2, 1, 128), dtype=np.float32)
+        self.context = np.zeros((1, self.context_size), dtype=np.float32)
+
+    def __call__(self, window):
+        x = np.concatenate([self.context, window.reshape(1, -1)], axis=1)
+        out, self.state = self.session.run(None, {
+            "input": x,
+            "state": self.state,
+            "sr": np.array(self.sample_rate, dtype=np.int64),
+        })
+        self.context = x[:, -self.context_size:]
+        return float(out.reshape(-1)[0])
+
+
+@remotemedia.node("SileroVADNode")
+class SileroVADNode(remotemedia.Node):
+    """Speech starts after `min_speech_duration_ms` of windows at or above `threshold`
+    (short dips inside the onset do not restart the count); it ends after
+    `min_silence_duration_ms + speech_pad_ms` of windows below `threshold - 0.15`.
+    Accepts 16 kHz or 8 kHz audio (multiples of 16 kHz are decimated); channels are
+    averaged."""
+
+    def initialize(self):
+        self.threshold = float(self.params.get("threshold", 0.5))
+        self.min_speech_ms = float(self.params.get("min_speech_duration_ms", 250))
+        self.min_silence_ms = float(self.params.get("min_silence_duration_ms", 100))
+        self.speech_pad_ms = float(self.params.get("speech_pad_ms", 30))
+        self.models = {}
+        self.model = None
+        self.rate = None
+        # Load the 16 kHz model now, so the first item does not pay for it.
+        self.models[16000] = SileroModel(16000)
+
+    def _start_stream(self, rate, timestamp_ms):
+        if rate not in self.models:
+            self.models[rate] = SileroModel(rate)
+        self.model = self.models[rate]
+        self.model.reset()
+        self.rate = rate
+        self.window_ms = self.model.window * 1000.0 / rate
+        self.carry = np.zeros(0, dtype=np.float32)
+        self.in_speech = False
+        self.speech_run_ms = 0.0
+        self.run_start_ms = 0.0
+        self.dip_ms = 0.0
+        self.silence_run_ms = 0.0
+        self.silence_start_ms = 0.0
+        self.next_window_ms = timestamp_ms
+
+    def process(self, data):
+        if not isinstance(data, remotemedia.Audio):
+            return data
+        samples = np.asarray(data.samples, dtype=np.float32)
+        if data.channels > 1:
+            samples = samples.reshape(-1, data.channels).mean(axis=1)
+        rate = data.sample_rate
+        if rate not in (8000, 16000):
+            if rate % 16000 == 0:
+                samples = samples[:: rate // 16000]
+                rate = 16000
+            else:
+                raise ValueError(
+                    f"SileroVADNode needs 16 kHz or 8 kHz audio, got {data.sample_rate} Hz: "
+                    "put a FastResampleNode with target_rate 16000 before it")
+        timestamp_ms = data.timestamp_us / 1000.0
+        if rate != self.rate:
+            self._start_stream(rate, timestamp_ms)
+
+        started = ended = None
+        any_speech = self.in_speech
+        max_probability = 0.0
+        max_dip_ms = min(max(self.min_silence_ms, self.window_ms), 100.0)
+        buffer = np.concatenate([self.carry, samples]) if self.carry.size else samples
+        window = self.model.window
+        whole = len(buffer) // window * window
+        for offset in range(0, whole, window):
+            window_ms = self.next_window_ms
+            self.next_window_ms += self.window_ms
+            p = self.model(buffer[offset:offset + window])
+            max_probability = max(max_probability, p)
+            if self.in_speech:
+                if p < max(self.threshold - HYSTERESIS, 0.0):
+                    if self.silence_run_ms == 0.0:
+                        self.silence_start_ms = window_ms
+                    self.silence_run_ms += self.window_ms
+                    if self.silence_run_ms >= self.min_silence_ms + self.speech_pad_ms:
+                        self.in_speech = False
+                        self.speech_run_ms = 0.0
+                        self.dip_ms = 0.0
+                        ended = self.silence_start_ms
+                else:
+                    self.silence_run_ms = 0.0
+            elif p >= self.threshold:
+                if self.speech_run_ms == 0.0:
+                    self.run_start_ms = window_ms
+                self.dip_ms = 0.0
+                self.speech_run_ms += self.window_ms
+                if self.speech_run_ms >= max(self.min_speech_ms, self.window_ms):
+                    self.in_speech = True
+                    self.silence_run_ms = 0.0
+                    started = self.run_start_ms
+                    any_speech = True
+            elif self.speech_run_ms > 0.0:
+                self.dip_ms += self.window_ms
+                if self.dip_ms > max_dip_ms:
+                    self.speech_run_ms = 0.0
+                    self.dip_ms = 0.0
+        self.carry = np.array(buffer[whole:], dtype=np.float32)
+
+        event = {
+            "has_speech": any_speech,
+            "speech_probability": round(max_probability, 3),
+            "is_speech_start": started is not None,
+            "is_speech_end": ended is not None,
+            "timestamp_ms": timestamp_ms,
+        }
+        if started is not None:
+            event["speech_start_ms"] = started
+        if ended is not None:
+            event["speech_end_ms"] = ended
+        return [event, data]

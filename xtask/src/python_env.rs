@@ -1,0 +1,73 @@
+//! The Python environment Python nodes run in: a venv with the `remotemedia` wheel, the
+//! `remotemedia-nodes` catalog and its model packages, plus espeak-ng from Debian.
+
+use crate::{run, venv};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// PyPI packages of the node catalog. `silero-vad` is installed separately without its
+/// dependencies: only its model file is used (its own code needs torch).
+const PACKAGES: &[&str] = &[
+    "numpy",
+    "pytest",
+    "setuptools>=68",
+    "onnxruntime>=1.16",
+    "pocketsphinx>=5",
+];
+const SILERO_VAD: &str = "silero-vad==6.2.3";
+
+/// Installs a Debian package when `command` is not on PATH.
+pub fn ensure_debian_package(command: &str, package: &str) -> Result<()> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    println!("installing {package} (Debian) for {command}");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    if install().is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-q"]);
+    run(update).context("apt-get update failed")?;
+    match install() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("apt-get install {package} failed with {status}"),
+        Err(e) => bail!("cannot run apt-get to install {package}: {e}"),
+    }
+}
+
+/// Builds the wheel, creates (or updates) the environment under `target`, and returns its
+/// interpreter.
+pub fn ensure(root: &Path, target: &Path) -> Result<PathBuf> {
+    ensure_debian_package("espeak-ng", "espeak-ng")?;
+    let wheel = crate::wheel()?;
+    let python = venv::ensure_venv(&target.join("python-env"), PACKAGES)?;
+    let marker = target.join("python-env").join(".installed-silero-vad");
+    if !marker.exists() {
+        crate::pip_install(&python, &["--no-deps".as_ref(), SILERO_VAD.as_ref()])?;
+        std::fs::write(&marker, "")?;
+    }
+    crate::install_wheel(&python, &wheel)?;
+    let nodes = root.join("nodes/python");
+    crate::pip_install(
+        &python,
+        &[
+            "--force-reinstall".as_ref(),
+            "--no-deps".as_ref(),
+            "--no-build-isolation".as_ref(),
+            nodes.as_os_str(),
+        ],
+    )
+    .context("cannot install remotemedia-nodes")?;
+    Ok(python)
+}
