@@ -105,7 +105,13 @@ fn main() {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => {
+                // Our warnings only by default, and not the core's "session failed": the
+                // error is printed once, at the end (libraries such as the decoders stay
+                // quiet). RUST_LOG=remotemedia::python=info shows what Python workers print.
+                remotemedia_grpc::args::init_logging_with("remotemedia=warn,remotemedia_runtime_core=error");
+                run(args).await
+            }
             Command::Validate { manifest } => validate(&manifest),
             Command::Nodes { json } => nodes(json),
             Command::Serve(args) => {

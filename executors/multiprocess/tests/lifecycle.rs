@@ -141,12 +141,16 @@ async fn dropping_a_session_kills_its_workers() {
 #[test]
 #[ignore = "helper process of workers_die_with_the_runtime"]
 fn helper_runtime_that_gets_killed() {
-    let Some(pid_file) = std::env::var_os("RM_HELPER_PID_FILE") else {
+    let (Some(pid_file), Some(root), Some(prefix)) = (
+        std::env::var_os("RM_HELPER_PID_FILE"),
+        std::env::var_os("RM_HELPER_ROOT"),
+        std::env::var("RM_HELPER_PREFIX").ok(),
+    ) else {
         return;
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let harness = Harness::new();
+        let harness = Harness::in_domain(root.into(), prefix, |_| {});
         let pipeline = manifest(&format!(
             "nodes: [{{id: w, node_type: WritesPid, executor: multiprocess, params: {{path: \"{}\"}}}}]",
             std::path::Path::new(&pid_file).display()
@@ -158,11 +162,12 @@ fn helper_runtime_that_gets_killed() {
     });
 }
 
-#[test]
-fn workers_die_with_the_runtime() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_die_with_the_runtime_and_the_next_runtime_removes_its_files() {
     let scratch = Scratch::new("pdeath");
     let pid_file = scratch.path("pid");
     let ready = scratch.path("pid.ready");
+    let (root, prefix) = support::new_domain();
     let mut helper = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
@@ -171,6 +176,8 @@ fn workers_die_with_the_runtime() {
             "--nocapture",
         ])
         .env("RM_HELPER_PID_FILE", &pid_file)
+        .env("RM_HELPER_ROOT", &root)
+        .env("RM_HELPER_PREFIX", &prefix)
         .env("REMOTEMEDIA_PYTHON", support::python())
         .spawn()
         .expect("helper");
@@ -184,7 +191,7 @@ fn workers_die_with_the_runtime() {
             helper.try_wait().expect("helper status").is_none(),
             "the helper exited early"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let worker = scratch.pid("pid");
     assert!(support::alive(worker));
@@ -194,6 +201,25 @@ fn workers_die_with_the_runtime() {
         gone_within(worker, 5.0),
         "worker {worker} outlived the runtime that started it"
     );
+
+    // The killed runtime could not remove its files; the next runtime in the same domain
+    // does, when it starts its first worker.
+    let next = Harness::in_domain(root, prefix, |_| {});
+    assert!(
+        !next.leftovers().is_empty(),
+        "the killed runtime left files behind"
+    );
+    let out = next
+        .runner
+        .execute_unary(
+            manifest("nodes: [{id: e, node_type: EchoNode}]"),
+            text("after"),
+        )
+        .await
+        .expect("a new session in the same domain");
+    assert_eq!(out.data.as_text(), Some("after"));
+    let left = next.leftovers_after(5.0);
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

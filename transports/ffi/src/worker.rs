@@ -64,6 +64,26 @@ fn payload_identity(data: &RuntimeData) -> Option<(usize, usize)> {
         .map(|b| (b.as_ptr() as usize, b.len()))
 }
 
+/// The exception's traceback without the worker's own leading frames (the calls into the
+/// node), so a report starts at the node's code.
+fn user_frames<'py>(py: Python<'py>, err: &PyErr) -> Option<Bound<'py, PyAny>> {
+    let mut tb = err.traceback(py)?.into_any();
+    loop {
+        let file: String = tb
+            .getattr("tb_frame")
+            .and_then(|f| f.getattr("f_code"))
+            .and_then(|c| c.getattr("co_filename"))
+            .and_then(|n| n.extract())
+            .unwrap_or_default();
+        let ours = file.ends_with("remotemedia/worker.py") || file.ends_with("remotemedia/sdk.py");
+        let next = tb.getattr("tb_next").ok().filter(|n| !n.is_none());
+        match next {
+            Some(next) if ours => tb = next,
+            _ => return Some(tb),
+        }
+    }
+}
+
 /// `TypeName: message` and the formatted traceback of a Python exception.
 fn describe_exception(py: Python<'_>, err: &PyErr) -> (String, String) {
     let name = err
@@ -77,7 +97,7 @@ fn describe_exception(py: Python<'_>, err: &PyErr) -> (String, String) {
         .and_then(|tb| {
             tb.call_method1(
                 "format_exception",
-                (err.get_type(py), err.value(py), err.traceback(py)),
+                (err.get_type(py), err.value(py), user_frames(py, err)),
             )
         })
         .and_then(|lines| lines.extract::<Vec<String>>())

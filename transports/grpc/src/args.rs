@@ -80,10 +80,15 @@ pub async fn shutdown_signal() {
 
 /// Installs a `tracing` subscriber writing to stderr (level from `RUST_LOG`, default info).
 pub fn init_logging() {
+    init_logging_with("info");
+}
+
+/// Installs a `tracing` subscriber writing to stderr; `RUST_LOG` overrides `default`.
+pub fn init_logging_with(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

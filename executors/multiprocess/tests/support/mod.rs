@@ -31,6 +31,15 @@ pub fn test_nodes_dir() -> PathBuf {
 
 static HARNESS_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// A fresh iceoryx2 domain: (root directory, file prefix), unique to this harness.
+pub fn new_domain() -> (PathBuf, String) {
+    let n = HARNESS_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tag = format!("{}x{n}", std::process::id());
+    let root = std::env::temp_dir().join(format!("rm-iox-{tag}"));
+    let _ = std::fs::remove_dir_all(&root);
+    (root, format!("rmt{tag}_"))
+}
+
 pub struct Harness {
     pub runner: PipelineRunner,
     pub backend: Arc<MultiprocessBackend>,
@@ -44,17 +53,23 @@ impl Harness {
     }
 
     pub fn with(adjust: impl FnOnce(&mut MultiprocessConfig)) -> Self {
-        let n = HARNESS_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}x{n}", std::process::id());
-        let root = std::env::temp_dir().join(format!("rm-iox-{tag}"));
-        let _ = std::fs::remove_dir_all(&root);
+        let (root, prefix) = new_domain();
+        Self::in_domain(root, prefix, adjust)
+    }
+
+    /// A harness in an existing domain (e.g. one a killed process used).
+    pub fn in_domain(
+        root: PathBuf,
+        prefix: String,
+        adjust: impl FnOnce(&mut MultiprocessConfig),
+    ) -> Self {
         std::fs::create_dir_all(&root).expect("iceoryx2 root");
         let mut config = MultiprocessConfig {
             python_executable: Some(python()),
             python_path: vec![test_nodes_dir()],
             modules: vec!["rm_test_nodes".to_owned()],
             iceoryx2_root: format!("{}/", root.display()),
-            iceoryx2_prefix: format!("rmt{tag}_"),
+            iceoryx2_prefix: prefix,
             ..MultiprocessConfig::default()
         };
         adjust(&mut config);

@@ -127,7 +127,11 @@ def _read_line(fd):
 
 
 def _describe(exc):
-    return f"{type(exc).__name__}: {exc}", traceback.format_exc()
+    """`TypeName: message` and the traceback, without this module's leading frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def main():
