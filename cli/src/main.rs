@@ -109,7 +109,9 @@ fn main() {
                 // Our warnings only by default, and not the core's "session failed": the
                 // error is printed once, at the end (libraries such as the decoders stay
                 // quiet). RUST_LOG=remotemedia::python=info shows what Python workers print.
-                remotemedia_grpc::args::init_logging_with("remotemedia=warn,remotemedia_runtime_core=error");
+                remotemedia_grpc::args::init_logging_with(
+                    "remotemedia=warn,remotemedia_runtime_core=error",
+                );
                 run(args).await
             }
             Command::Validate { manifest } => validate(&manifest),

@@ -136,6 +136,36 @@ async fn dropping_a_session_kills_its_workers() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stuck_in_cleanup_is_killed_after_the_shutdown_timeout() {
+    let harness = Harness::new();
+    let scratch = Scratch::new("stuck-cleanup");
+    let pipeline = manifest(&format!(
+        "nodes: [{{id: slow, node_type: HangsInCleanup, params: {{path: \"{}\"}}, multiprocess: {{shutdown_timeout_ms: 300}}}}]",
+        scratch.path("pid").display()
+    ));
+    let session = harness
+        .runner
+        .create_stream_session(pipeline)
+        .await
+        .expect("session");
+    let pid = scratch.pid("pid");
+    let started = std::time::Instant::now();
+    session.close().await.expect("close");
+    while session.recv_output().await.expect("drain").is_some() {}
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closing took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        gone_within(pid, 2.0),
+        "worker {pid} survived its shutdown timeout"
+    );
+    let left = harness.leftovers_after(5.0);
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// Runs as a separate process (see `workers_die_with_the_runtime`): starts a session with a
 /// worker that writes its pid, then waits to be killed.
 #[test]

@@ -162,3 +162,13 @@ class Scales(remotemedia.Node):
 class BadOutput(remotemedia.Node):
     def process(self, data):
         return object()
+
+
+@remotemedia.node("HangsInCleanup")
+class HangsInCleanup(remotemedia.Node):
+    def initialize(self):
+        with open(self.params["path"], "w") as f:
+            f.write(str(os.getpid()))
+
+    def cleanup(self):
+        time.sleep(60)

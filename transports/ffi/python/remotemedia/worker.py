@@ -116,14 +116,14 @@ def _exit_when_stdin_closes():
 
 
 def _read_line(fd):
-    """One line from `fd`, read unbuffered so nothing after it is consumed."""
+    """The assignment line from `fd` (the runtime writes nothing after it)."""
     data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 1)
+    while b"\n" not in data:
+        chunk = os.read(fd, 65536)
         if not chunk:
             break
         data += chunk
-    return data.decode("utf-8")
+    return data.split(b"\n", 1)[0].decode("utf-8")
 
 
 def _describe(exc):
