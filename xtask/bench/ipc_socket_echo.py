@@ -1,14 +1,17 @@
-"""The Unix-socket baseline of `cargo xtask bench ipc`: the same EchoNode, reached the
-plain way — a length-prefixed frame over a Unix stream socket, a `struct` header and the
-raw float32 samples, decoded into a numpy array and encoded back.
+"""The Unix-socket baselines of `cargo xtask bench ipc`: the same EchoNode, reached the
+plain ways over a Unix stream socket.
 
-    python ipc_socket_echo.py SOCKET_PATH
+    python ipc_socket_echo.py SOCKET_PATH struct|pickle
 
-Frame (both directions): struct '<IIQ' (sample_rate, channels, payload bytes), then the
-payload. The received payload is read with recv_into into one buffer and viewed by numpy
-(no copy beyond the kernel's); the reply is sent straight from the array's memory.
+- `struct`: each frame is struct '<IIQ' (sample_rate, channels, payload bytes) then the raw
+  float32 payload, both ways. The payload is read with recv_into into one buffer and
+  viewed by numpy (no copy beyond the kernel's); the reply is sent from the array's memory.
+- `pickle`: each frame is an 8-byte little-endian length, then a pickle (protocol 5) of
+  `{"sample_rate", "channels", "samples": bytes}`, both ways — what a Python-first
+  framework does between processes.
 """
 
+import pickle
 import socket
 import struct
 import sys
@@ -19,6 +22,7 @@ import remotemedia
 from remotemedia_nodes.echo import EchoNode
 
 HEADER = struct.Struct("<IIQ")
+LENGTH = struct.Struct("<Q")
 
 
 def recv_exact(conn, view):
@@ -30,28 +34,49 @@ def recv_exact(conn, view):
         got += n
 
 
-def main(path):
+def serve_struct(conn, node):
+    header = bytearray(HEADER.size)
+    while True:
+        recv_exact(conn, memoryview(header))
+        rate, channels, size = HEADER.unpack(header)
+        payload = bytearray(size)
+        recv_exact(conn, memoryview(payload))
+        audio = remotemedia.Audio(np.frombuffer(payload, dtype=np.float32), rate, channels)
+        out = node.process(audio)
+        samples = out.samples
+        conn.sendall(HEADER.pack(out.sample_rate, out.channels, samples.nbytes))
+        conn.sendall(memoryview(samples).cast("B"))
+
+
+def serve_pickle(conn, node):
+    length = bytearray(LENGTH.size)
+    while True:
+        recv_exact(conn, memoryview(length))
+        (size,) = LENGTH.unpack(length)
+        body = bytearray(size)
+        recv_exact(conn, memoryview(body))
+        frame = pickle.loads(body)
+        audio = remotemedia.Audio(np.frombuffer(frame["samples"], dtype=np.float32),
+                                  frame["sample_rate"], frame["channels"])
+        out = node.process(audio)
+        reply = pickle.dumps({"sample_rate": out.sample_rate, "channels": out.channels,
+                              "samples": out.samples.tobytes()}, protocol=5)
+        conn.sendall(LENGTH.pack(len(reply)))
+        conn.sendall(reply)
+
+
+def main(path, mode):
     node = EchoNode()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen(1)
     print("ready", flush=True)
     conn, _ = server.accept()
-    header = bytearray(HEADER.size)
     try:
-        while True:
-            recv_exact(conn, memoryview(header))
-            rate, channels, size = HEADER.unpack(header)
-            payload = bytearray(size)
-            recv_exact(conn, memoryview(payload))
-            audio = remotemedia.Audio(np.frombuffer(payload, dtype=np.float32), rate, channels)
-            out = node.process(audio)
-            samples = out.samples
-            conn.sendall(HEADER.pack(out.sample_rate, out.channels, samples.nbytes))
-            conn.sendall(memoryview(samples).cast("B"))
+        serve_pickle(conn, node) if mode == "pickle" else serve_struct(conn, node)
     except EOFError:
         pass
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "struct")

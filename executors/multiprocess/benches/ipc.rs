@@ -1,7 +1,7 @@
 //! `cargo xtask bench ipc`: Rust → Python EchoNode → Rust, over the multiprocess
 //! executor's shared memory and, in the same run, over a Unix socket with `struct`
-//! framing (the plain way), for four frame sizes; then throughput, idle CPU and session
-//! start time.
+//! framing and with pickle (the plain ways), for four frame sizes; then throughput, idle
+//! CPU and session start time.
 //!
 //! `cargo bench -p remotemedia-multiprocess --bench ipc -- <python> <socket-echo.py>`
 //!
@@ -36,6 +36,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[index]
 }
+
+/// Round trips before measuring each size, for at least this long: both sides settle
+/// (first mappings of the shared-memory pool, code paths, where the kernel places the two
+/// busy threads).
+const WARM_UP: Duration = Duration::from_secs(1);
 
 fn iterations(samples: usize) -> usize {
     if samples >= 1_000_000 {
@@ -117,12 +122,35 @@ async fn shared_memory_round_trips(backend: &MultiprocessBackend) -> Vec<Figures
     results
 }
 
-fn socket_round_trips(python: &PathBuf, script: &PathBuf) -> Vec<Figures> {
+/// How the socket baseline frames an item.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// A `struct` header and the raw payload.
+    Struct,
+    /// A length prefix and a pickle of `{sample_rate, channels, samples}`.
+    Pickle,
+}
+
+/// One item as the pickle baseline sends it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PickledAudio {
+    sample_rate: u32,
+    channels: u16,
+    #[serde(with = "serde_bytes")]
+    samples: Vec<u8>,
+}
+
+fn socket_round_trips(python: &PathBuf, script: &PathBuf, framing: Framing) -> Vec<Figures> {
     let path = std::env::temp_dir().join(format!("rm-bench-echo-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
+    let mode = match framing {
+        Framing::Struct => "struct",
+        Framing::Pickle => "pickle",
+    };
     let mut child = Command::new(python)
         .arg(script)
         .arg(&path)
+        .arg(mode)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the socket echo server");
@@ -137,21 +165,47 @@ fn socket_round_trips(python: &PathBuf, script: &PathBuf) -> Vec<Figures> {
             .map(|i| ((i % 200) as f32 - 100.0) / 100.0)
             .collect();
         let payload: &[u8] = bytemuck_bytes(&data);
-        let mut header = [0u8; 16];
-        header[0..4].copy_from_slice(&rate.to_le_bytes());
-        header[4..8].copy_from_slice(&u32::from(channels).to_le_bytes());
-        header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        let mut reply_header = [0u8; 16];
+        // The struct variant reads into one buffer allocated up front; pickle allocates per
+        // call, as its API does.
         let mut reply = vec![0u8; payload.len()];
-        let mut one = |stream: &mut UnixStream| {
-            stream.write_all(&header).expect("send header");
-            stream.write_all(payload).expect("send payload");
-            stream.read_exact(&mut reply_header).expect("reply header");
-            let size = u64::from_le_bytes(reply_header[8..16].try_into().expect("8 bytes"));
-            assert_eq!(size as usize, payload.len());
-            stream.read_exact(&mut reply).expect("reply payload");
+        let mut one = |stream: &mut UnixStream| match framing {
+            Framing::Struct => {
+                let mut header = [0u8; 16];
+                header[0..4].copy_from_slice(&rate.to_le_bytes());
+                header[4..8].copy_from_slice(&u32::from(channels).to_le_bytes());
+                header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+                stream.write_all(&header).expect("send header");
+                stream.write_all(payload).expect("send payload");
+                let mut reply_header = [0u8; 16];
+                stream.read_exact(&mut reply_header).expect("reply header");
+                let size = u64::from_le_bytes(reply_header[8..16].try_into().expect("8 bytes"));
+                assert_eq!(size as usize, payload.len());
+                stream.read_exact(&mut reply).expect("reply payload");
+            }
+            Framing::Pickle => {
+                let frame = PickledAudio {
+                    sample_rate: rate,
+                    channels,
+                    samples: payload.to_vec(),
+                };
+                let body =
+                    serde_pickle::to_vec(&frame, serde_pickle::SerOptions::new()).expect("pickle");
+                stream
+                    .write_all(&(body.len() as u64).to_le_bytes())
+                    .expect("send length");
+                stream.write_all(&body).expect("send pickle");
+                let mut length = [0u8; 8];
+                stream.read_exact(&mut length).expect("reply length");
+                let mut body = vec![0u8; u64::from_le_bytes(length) as usize];
+                stream.read_exact(&mut body).expect("reply pickle");
+                let back: PickledAudio =
+                    serde_pickle::from_slice(&body, serde_pickle::DeOptions::new())
+                        .expect("unpickle");
+                reply = back.samples;
+            }
         };
-        for _ in 0..50 {
+        let warm_until = Instant::now() + WARM_UP;
+        while Instant::now() < warm_until {
             one(&mut stream);
         }
         let mut micros = Vec::with_capacity(iterations(samples));
@@ -335,30 +389,31 @@ fn main() {
     };
     let backend = MultiprocessBackend::new(config.clone());
 
-    println!("Round trip Rust → Python EchoNode → Rust (µs), one run");
-    println!(
-        "{:<32} {:>10} {:>10} {:>10}   {:>10} {:>10} {:>10}   {:>8}",
-        "frame", "shm p50", "shm p99", "shm mean", "sock p50", "sock p99", "sock mean", "p50 x"
-    );
+    println!("Round trip Rust → Python EchoNode → Rust, p50 / p99 / mean in µs, one run");
     let shm = runtime.block_on(shared_memory_round_trips(&backend));
-    let socket = socket_round_trips(&python, &script);
+    let by_struct = socket_round_trips(&python, &script, Framing::Struct);
+    let by_pickle = socket_round_trips(&python, &script, Framing::Pickle);
+    println!(
+        "{:<32} {:>24}   {:>24}   {:>24}   {:>8} {:>8}",
+        "frame", "shared memory", "socket + struct", "socket + pickle", "struct x", "pickle x"
+    );
+    let cell = |f: &Figures| format!("{:.1} / {:.1} / {:.1}", f.p50, f.p99, f.mean);
     for (i, &(label, ..)) in SIZES.iter().enumerate() {
         println!(
-            "{:<32} {:>10.1} {:>10.1} {:>10.1}   {:>10.1} {:>10.1} {:>10.1}   {:>7.2}x",
+            "{:<32} {:>24}   {:>24}   {:>24}   {:>7.2}x {:>7.2}x",
             label,
-            shm[i].p50,
-            shm[i].p99,
-            shm[i].mean,
-            socket[i].p50,
-            socket[i].p99,
-            socket[i].mean,
-            socket[i].p50 / shm[i].p50.max(1e-9)
+            cell(&shm[i]),
+            cell(&by_struct[i]),
+            cell(&by_pickle[i]),
+            by_struct[i].p50 / shm[i].p50.max(1e-9),
+            by_pickle[i].p50 / shm[i].p50.max(1e-9),
         );
     }
     println!(
-        "4 MiB p50 / 640 B p50: shared memory {:.2}x, socket {:.2}x; one 4 MiB memcpy here: {:.0} µs",
+        "4 MiB p50 / 640 B p50: shared memory {:.2}x, socket + struct {:.2}x, socket + pickle {:.2}x; one 4 MiB memcpy here: {:.0} µs",
         shm[3].p50 / shm[0].p50.max(1e-9),
-        socket[3].p50 / socket[0].p50.max(1e-9),
+        by_struct[3].p50 / by_struct[0].p50.max(1e-9),
+        by_pickle[3].p50 / by_pickle[0].p50.max(1e-9),
         memcpy_micros(4 << 20)
     );
 

@@ -335,6 +335,11 @@ impl Endpoint {
             .map_err(|e| ipc_err("cannot receive", e))
     }
 
+    /// Whether a sample is waiting to be received.
+    pub fn has_pending(&self) -> bool {
+        self.subscriber.has_samples().unwrap_or(false)
+    }
+
     /// Consumes pending wake-ups without blocking; returns how many there were.
     pub fn take_wakeups(&self) -> Result<u64, IpcError> {
         self.listener

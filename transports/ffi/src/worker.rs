@@ -15,13 +15,16 @@ use remotemedia_multiprocess::ipc::{
     self, ChannelSpec, Endpoint, IpcError, MessageKind, Received, FLAG_PAYLOAD_IS_INPUT,
 };
 use remotemedia_runtime_core::data::{codec, RuntimeData};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// After a message, poll this long before sleeping: the next frame of a live stream often
-/// arrives sooner than a sleep/wake round trip.
+/// After a message, poll this long before sleeping: when the runtime pushes a backlog, the
+/// next message arrives sooner than a sleep/wake cycle.
 const SPIN: Duration = Duration::from_micros(50);
+/// After polling missed (the next message came later, as in a stream paced in real time),
+/// messages received without polling before it is tried again.
+const SPIN_RETRY: u32 = 16;
 /// Outputs sent between wake-ups of the runtime, well under the subscriber's buffer.
 const NOTIFY_EVERY: usize = 8;
 /// Input samples kept mapped at most while Python holds views of them; beyond this the
@@ -55,6 +58,9 @@ impl Drop for ViewedSample {
 pub(crate) struct WorkerChannel {
     endpoint: Endpoint,
     viewed: Arc<AtomicUsize>,
+    /// Messages left before polling is tried again, after the next message last arrived
+    /// too late for it (a live stream paced in real time).
+    spin_skip: AtomicU32,
 }
 
 /// The payload buffer an item lives in, as (address, length), for identity checks.
@@ -195,24 +201,37 @@ impl WorkerChannel {
         Ok(())
     }
 
-    /// The next message: polls briefly, then sleeps until woken (GIL released throughout).
+    /// The next message: polls briefly (unless polling missed recently), then sleeps until
+    /// woken (GIL released throughout).
     fn next_message(&self, py: Python<'_>) -> PyResult<Received> {
+        let spinning = self.spin_skip.load(Ordering::Relaxed) == 0;
+        if !spinning {
+            self.spin_skip.fetch_sub(1, Ordering::Relaxed);
+        }
+        let mut missed = false;
         loop {
-            let received = py.detach(|| -> Result<Option<Received>, IpcError> {
-                let spin_until = Instant::now() + SPIN;
+            let received = py.detach(|| -> Result<(Option<Received>, bool), IpcError> {
+                let spin_until = Instant::now() + if spinning { SPIN } else { Duration::ZERO };
                 loop {
                     if let Some(sample) = self.endpoint.receive()? {
-                        return Ok(Some(sample));
+                        return Ok((Some(sample), false));
                     }
                     if Instant::now() >= spin_until {
                         break;
                     }
-                    std::hint::spin_loop();
+                    // Yield rather than spin: when the kernel has put the runtime on this
+                    // CPU, it runs now instead of after our time slice.
+                    std::thread::yield_now();
                 }
                 self.endpoint.wait(Duration::from_secs(1))?;
-                self.endpoint.receive()
+                Ok((self.endpoint.receive()?, true))
             });
-            if let Some(sample) = received.map_err(ipc_error)? {
+            let (sample, slept) = received.map_err(ipc_error)?;
+            missed |= slept;
+            if let Some(sample) = sample {
+                if spinning && missed {
+                    self.spin_skip.store(SPIN_RETRY, Ordering::Relaxed);
+                }
                 return Ok(sample);
             }
             // Woken by a timeout: let Python handle signals, then sleep again.
@@ -232,6 +251,7 @@ impl WorkerChannel {
         Ok(Self {
             endpoint,
             viewed: Arc::new(AtomicUsize::new(0)),
+            spin_skip: AtomicU32::new(0),
         })
     }
 
