@@ -55,6 +55,5 @@ async fn sixteen_concurrent_sessions_each_get_back_exactly_their_frames() {
             }
         }
     }
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }

@@ -56,8 +56,7 @@ async fn an_exception_in_initialize_fails_session_start() {
     assert!(matches!(err, Error::NodeInit { .. }), "{message}");
     assert!(message.starts_with("node 'model' (FailsToInitialize) failed to start: Python exception in initialize(): RuntimeError: model file missing"), "{message}");
     assert!(message.contains("Traceback"), "{message}");
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,8 +172,7 @@ async fn a_crashing_worker_fails_only_its_session() {
     }
     healthy.close().await.expect("close");
     while healthy.recv_output().await.expect("drain").is_some() {}
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,8 +108,7 @@ nodes:
         std::fs::read_to_string(&marker).expect("cleanup ran"),
         "cleaned up"
     );
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,10 +116,7 @@ async fn dropping_a_session_kills_its_workers() {
     let harness = Harness::new();
     let scratch = Scratch::new("drop");
     let pid_file = scratch.path("pid");
-    let pipeline = manifest(&format!(
-        "nodes: [{{id: w, node_type: WritesPid, executor: multiprocess, params: {{path: \"{}\"}}}}]",
-        pid_file.display()
-    ));
+    let pipeline = support::writes_pid_pipeline(&pid_file);
     let session = harness
         .runner
         .create_stream_session(pipeline)
@@ -132,8 +128,7 @@ async fn dropping_a_session_kills_its_workers() {
         gone_within(pid, 5.0),
         "worker {pid} outlived its dropped session"
     );
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,8 +157,7 @@ async fn a_worker_stuck_in_cleanup_is_killed_after_the_shutdown_timeout() {
         gone_within(pid, 2.0),
         "worker {pid} survived its shutdown timeout"
     );
-    let left = harness.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    harness.assert_no_leftovers();
 }
 
 /// Runs as a separate process (see `workers_die_with_the_runtime`): starts a session with a
@@ -181,13 +175,17 @@ fn helper_runtime_that_gets_killed() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let harness = Harness::in_domain(root.into(), prefix, |_| {});
-        let pipeline = manifest(&format!(
-            "nodes: [{{id: w, node_type: WritesPid, executor: multiprocess, params: {{path: \"{}\"}}}}]",
-            std::path::Path::new(&pid_file).display()
-        ));
-        let _session = harness.runner.create_stream_session(pipeline).await.expect("session");
-        std::fs::write(format!("{}.ready", std::path::Path::new(&pid_file).display()), "")
-            .expect("ready marker");
+        let pipeline = support::writes_pid_pipeline(std::path::Path::new(&pid_file));
+        let _session = harness
+            .runner
+            .create_stream_session(pipeline)
+            .await
+            .expect("session");
+        std::fs::write(
+            format!("{}.ready", std::path::Path::new(&pid_file).display()),
+            "",
+        )
+        .expect("ready marker");
         tokio::time::sleep(Duration::from_secs(120)).await;
     });
 }
@@ -248,8 +246,7 @@ async fn workers_die_with_the_runtime_and_the_next_runtime_removes_its_files() {
         .await
         .expect("a new session in the same domain");
     assert_eq!(out.data.as_text(), Some("after"));
-    let left = next.leftovers_after(5.0);
-    assert!(left.is_empty(), "{left:?}");
+    next.assert_no_leftovers();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,22 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Asserts that the domain holds no files once the sessions have wound down.
+    pub fn assert_no_leftovers(&self) {
+        let left = self.leftovers_after(5.0);
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+/// A one-node pipeline whose `WritesPid` worker writes its pid to `path` at start.
+pub fn writes_pid_pipeline(path: &std::path::Path) -> Arc<Manifest> {
+    manifest(&format!(
+        "nodes: [{{id: w, node_type: WritesPid, executor: multiprocess, params: {{path: \"{}\"}}}}]",
+        path.display()
+    ))
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
