@@ -11,9 +11,11 @@ use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::ingestion::{
     global_ingest_registry, IngestConfig, IngestSource, IngestStream, RawPcmFormat, TrackSelection,
 };
-use remotemedia_runtime_core::manifest::{Manifest, PipelineGraph};
+use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::nodes::schema::ParamKind;
-use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use remotemedia_runtime_core::transport::{
+    PipelineRunner, PipelineTransport, StreamSession, TransportData,
+};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,20 +152,16 @@ fn load_manifest(path: &str) -> Result<Manifest> {
 /// The built-in nodes plus Python nodes, run by `python` (default: `$REMOTEMEDIA_PYTHON`,
 /// else `python3`).
 fn runner(python: Option<std::path::PathBuf>) -> Result<PipelineRunner> {
-    let config = remotemedia_multiprocess::MultiprocessConfig {
-        python_executable: python,
-        ..Default::default()
-    };
-    Ok(PipelineRunner::with_registry(
-        remotemedia_multiprocess::registry_with_python(config),
-    )?)
+    let mut setup = remotemedia_executors::RuntimeSetup::default();
+    setup.multiprocess.python_executable = python;
+    Ok(setup.runner()?)
 }
 
 fn validate(path: &str) -> Result<()> {
     let manifest = load_manifest(path)?;
     let runner = runner(None)?;
-    runner.validate(&manifest)?;
-    let graph = PipelineGraph::build(&manifest)?;
+    let pipeline = runner.validate(&manifest)?;
+    let graph = pipeline.graph();
     let ids = |indices: &[usize]| {
         indices
             .iter()
@@ -284,7 +282,7 @@ fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
 
 /// Forwards outputs to the sink as they come; returns the sink when the session ends.
 async fn print_outputs(
-    session: Arc<PipelineSession>,
+    session: Arc<dyn StreamSession>,
     mut sink: OutputSink,
     bar: ProgressBar,
 ) -> Result<OutputSink> {
@@ -334,9 +332,9 @@ fn peak_memory_mib() -> Option<f64> {
 
 async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
-    let manifest = Arc::new(load_manifest(&args.manifest)?);
+    let manifest = load_manifest(&args.manifest)?;
     let runner = runner(args.python.clone())?;
-    runner.validate(&manifest)?;
+    let pipeline = Arc::new(runner.validate(&manifest)?);
 
     let mut input = if args.text.is_empty() {
         let config = ingest_config(&args)?;
@@ -351,7 +349,7 @@ async fn run(args: RunArgs) -> Result<()> {
         Input::Text(_) => ProgressBar::hidden(),
     };
 
-    let session = Arc::new(runner.create_stream_session(manifest).await?);
+    let session: Arc<dyn StreamSession> = runner.stream_pipeline(pipeline).await?.into();
     let printer = tokio::spawn(print_outputs(
         Arc::clone(&session),
         OutputSink::new(args.format, args.output.clone()),

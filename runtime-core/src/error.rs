@@ -115,7 +115,7 @@ pub enum Error {
     },
 
     /// The connections form a cycle.
-    #[error("invalid manifest: connections form a cycle: {}", path.join(" -> "))]
+    #[error("invalid manifest: connections form a cycle: {}", cycle_text(path))]
     Cycle {
         /// The nodes on the cycle, first node repeated at the end.
         path: Vec<String>,
@@ -276,6 +276,32 @@ impl Error {
     /// Shorthand for [`Error::Node`], the error node implementations return.
     pub fn node(message: impl Into<String>) -> Self {
         Error::Node(message.into())
+    }
+}
+
+/// Ids shown at most in a message about a cycle or a list of nodes.
+const MAX_IDS_SHOWN: usize = 8;
+
+fn cycle_text(path: &[String]) -> String {
+    if path.len() <= MAX_IDS_SHOWN {
+        return path.join(" -> ");
+    }
+    let head = path[..MAX_IDS_SHOWN / 2].join(" -> ");
+    let tail = path[path.len() - 2..].join(" -> ");
+    format!(
+        "{head} -> ... -> {tail} ({} nodes on the cycle)",
+        path.len() - 1
+    )
+}
+
+/// A comma-separated list of at most a few ids, saying how many were left out.
+pub(crate) fn id_list<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = ids.len();
+    let shown: Vec<&str> = ids.take(MAX_IDS_SHOWN).collect();
+    if total > shown.len() {
+        format!("{}, ... ({total} in all)", shown.join(", "))
+    } else {
+        shown.join(", ")
     }
 }
 

@@ -26,7 +26,8 @@
 //! ```
 //!
 //! Modules: [`data`] (the data types), [`ingestion`] (media sources: files, stdin, plugins),
-//! [`manifest`] (parsing and validation), [`nodes`]
+//! [`manifest`] (parsing and validation), [`pipeline`] (a manifest validated against a
+//! registry), [`nodes`]
 //! (node traits, registry, built-in catalog), [`transport`] (runner, sessions, transport
 //! traits), [`runtime`] (task spawning and clock, for non-native hosts).
 
@@ -39,6 +40,7 @@ mod executor;
 pub mod ingestion;
 pub mod manifest;
 pub mod nodes;
+pub mod pipeline;
 pub mod runtime;
 pub mod transport;
 

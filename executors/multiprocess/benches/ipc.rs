@@ -7,9 +7,10 @@
 //!
 //! `<python>` must have the remotemedia wheel and remotemedia-nodes installed.
 
-use remotemedia_multiprocess::{registry_with_python, MultiprocessBackend, MultiprocessConfig};
+use remotemedia_multiprocess::{register, MultiprocessBackend, MultiprocessConfig};
 use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::manifest::{Manifest, NodeManifest};
+use remotemedia_runtime_core::nodes::registry::NodeRegistry;
 use remotemedia_runtime_core::nodes::registry::{ExecutorBackend, NodeSpec};
 use remotemedia_runtime_core::nodes::{NodeContext, NodeExecutor, Outputs};
 use remotemedia_runtime_core::transport::{PipelineRunner, TransportData};
@@ -75,10 +76,7 @@ fn audio(samples: usize, channels: u16, rate: u32) -> RuntimeData {
 
 async fn echo_node(backend: &MultiprocessBackend) -> Box<dyn NodeExecutor> {
     let node = NodeManifest::new("echo", "EchoNode");
-    let spec = NodeSpec {
-        session_id: "bench".to_owned(),
-        node: node.clone(),
-    };
+    let spec = NodeSpec::new("bench", node.clone());
     let mut executor = backend.create_node(spec).await.expect("create EchoNode");
     let ctx = NodeContext {
         node_id: "echo".to_owned(),
@@ -299,10 +297,7 @@ fn ticks_per_second() -> f64 {
 /// CPU share of one core used by an idle worker over `seconds`.
 async fn idle_cpu(backend: &MultiprocessBackend, seconds: u64) -> (f64, u32) {
     let node = NodeManifest::new("idle", "EchoNode");
-    let spec = NodeSpec {
-        session_id: "bench".to_owned(),
-        node,
-    };
+    let spec = NodeSpec::new("bench", node);
     let mut executor = backend.create_node(spec).await.expect("create");
     let ctx = NodeContext {
         node_id: "idle".to_owned(),
@@ -418,7 +413,7 @@ fn main() {
     );
 
     let cold_runner =
-        PipelineRunner::with_registry(registry_with_python(config.clone())).expect("runner");
+        PipelineRunner::with_registry(registry_with_python_nodes(config.clone())).expect("runner");
     let throughput = runtime.block_on(session_throughput(&cold_runner));
     println!("Throughput through a session, 20 ms 48 kHz stereo frames back to back: {throughput:.0} frames/s ({:.0}x real time)", throughput * 0.02);
 
@@ -426,11 +421,19 @@ fn main() {
     println!("Idle worker (pid {pid}) CPU over 10 s: {idle:.3} % of one core");
 
     let cold = runtime.block_on(session_start(&cold_runner, 10, Duration::from_millis(0)));
-    let warm_runner = PipelineRunner::with_registry(registry_with_python(MultiprocessConfig {
-        warm_workers: 1,
-        ..config
-    }))
-    .expect("runner");
+    let warm_runner =
+        PipelineRunner::with_registry(registry_with_python_nodes(MultiprocessConfig {
+            warm_workers: 1,
+            ..config
+        }))
+        .expect("runner");
     let warm = runtime.block_on(session_start(&warm_runner, 10, Duration::from_millis(1500)));
     println!("Session start with one Python node (median of 10): cold interpreter {cold:.1} ms, warm interpreter {warm:.1} ms");
+}
+
+/// The built-in nodes plus this backend and its Python catalog.
+fn registry_with_python_nodes(config: MultiprocessConfig) -> NodeRegistry {
+    let mut registry = NodeRegistry::with_builtins();
+    register(&mut registry, config);
+    registry
 }

@@ -1,16 +1,16 @@
 //! [`MultiprocessBackend`]: the executor backend that creates [`PythonNode`]s.
 
 use crate::config::{MultiprocessConfig, NodeSettings};
-use crate::ipc::{ChannelSpec, Endpoint};
 use crate::node::PythonNode;
 use crate::process::{Launch, WorkerProcess};
 use async_trait::async_trait;
+use remotemedia_ipc::{ChannelSpec, Endpoint};
 use remotemedia_runtime_core::manifest::NodeManifest;
-use remotemedia_runtime_core::nodes::registry::{ExecutorBackend, NodeSpec};
+use remotemedia_runtime_core::nodes::registry::{BackendSettings, ExecutorBackend, NodeSpec};
 use remotemedia_runtime_core::nodes::NodeExecutor;
 use remotemedia_runtime_core::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The name manifests use: `executor: multiprocess`.
@@ -128,13 +128,19 @@ impl ExecutorBackend for MultiprocessBackend {
         BACKEND_NAME
     }
 
-    fn validate_node(&self, node: &NodeManifest) -> Result<()> {
-        NodeSettings::resolve(&self.config, node).map(|_| ())
+    fn validate_node(&self, node: &NodeManifest) -> Result<Option<BackendSettings>> {
+        let settings = NodeSettings::resolve(&self.config, node)?;
+        Ok(Some(Arc::new(settings)))
     }
 
     async fn create_node(&self, spec: NodeSpec) -> Result<Box<dyn NodeExecutor>> {
         let node = &spec.node;
-        let settings = NodeSettings::resolve(&self.config, node)?;
+        // Resolved once when the manifest was validated; a spec built by hand is resolved
+        // here.
+        let settings = match spec.settings::<NodeSettings>() {
+            Some(settings) => settings.clone(),
+            None => NodeSettings::resolve(&self.config, node)?,
+        };
         let channel = ChannelSpec {
             name: unique_channel_name(),
             root: self.config.iceoryx2_root.clone(),

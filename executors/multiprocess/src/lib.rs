@@ -32,8 +32,10 @@
 //! the node class — registered with `@remotemedia.node` by a module it was told to import,
 //! or published by an installed package under the `remotemedia.nodes` entry-point group —
 //! initializes it and answers READY. Then every input item crosses as one frame of the
-//! runtime's frame codec written into shared memory ([`ipc`]); audio reaches Python as a
-//! numpy array viewing that memory. Wake-ups are iceoryx2 events, so an idle worker sleeps.
+//! runtime's frame codec written into shared memory — the worker protocol of
+//! [`remotemedia_ipc`], which the worker loop in the wheel shares; audio reaches Python as
+//! a numpy array viewing that memory. Wake-ups are iceoryx2 events, so an idle worker
+//! sleeps.
 //!
 //! # Failure
 //!
@@ -66,24 +68,17 @@
 mod backend;
 pub mod catalog;
 mod config;
-pub mod ipc;
 mod node;
 pub mod process;
 
 pub use backend::{MultiprocessBackend, BACKEND_NAME};
 pub use config::{MultiprocessConfig, NodeSettings, PYTHON_ENV};
 pub use node::PythonNode;
+/// The worker protocol this executor speaks (the `remotemedia-ipc` crate).
+pub use remotemedia_ipc as ipc;
 
 use remotemedia_runtime_core::nodes::registry::NodeRegistry;
 use std::sync::Arc;
-
-/// The built-in native nodes plus the backend and the Python node catalog: what a runtime
-/// that runs Python nodes uses.
-pub fn registry_with_python(config: MultiprocessConfig) -> NodeRegistry {
-    let mut registry = NodeRegistry::with_builtins();
-    register(&mut registry, config);
-    registry
-}
 
 /// Registers the backend (as `multiprocess`) and the Python node catalog in `registry`;
 /// returns the backend.

@@ -1,32 +1,15 @@
 //! [`PythonNode`]: one Python node instance in its worker process, driven like any node.
 
 use crate::config::NodeSettings;
-use crate::ipc::{self, Endpoint, MessageKind, Received, FLAG_PAYLOAD_IS_INPUT};
 use crate::process::{describe_status, WorkerProcess};
 use async_trait::async_trait;
-use bytes::Bytes;
-use remotemedia_runtime_core::data::{codec, RuntimeData};
+use remotemedia_ipc::{envelope, Endpoint, ErrorReport, MessageKind, Received, SampleHolder, Spin};
+use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::nodes::{NodeContext, NodeExecutor, Outputs};
 use remotemedia_runtime_core::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-
-/// After sending an item, poll this long for the answer before sleeping: a quick node
-/// answers sooner than a sleep/wake round trip of the event loop (8 µs instead of 21 µs
-/// for a 20 ms frame, docs/PERFORMANCE.md).
-const HOST_SPIN: Duration = Duration::from_micros(30);
-/// After the answer missed the polling window, calls made without polling before it is
-/// tried again.
-const SPIN_RETRY: u32 = 16;
-/// Received payloads at least this large are used in place (the sample stays mapped while
-/// the pipeline holds the data); smaller ones are copied out.
-const IN_PLACE_MIN_BYTES: usize = 64 * 1024;
-/// How many received samples may be held in place at once; further payloads are copied so
-/// the worker never runs out of shared memory because the pipeline keeps data around.
-const IN_PLACE_MAX_HELD: usize = ipc::MAX_BORROWED / 2;
 
 /// A raw descriptor for [`AsyncFd`]; the owner keeps it open.
 struct Fd(RawFd);
@@ -51,24 +34,6 @@ enum State {
     Stopped,
 }
 
-/// Keeps a received sample mapped while the data that views it lives.
-struct HeldSample {
-    sample: Received,
-    held: Arc<AtomicUsize>,
-}
-
-impl AsRef<[u8]> for HeldSample {
-    fn as_ref(&self) -> &[u8] {
-        &self.sample
-    }
-}
-
-impl Drop for HeldSample {
-    fn drop(&mut self) {
-        self.held.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A Python node running in a worker process; created by
 /// [`MultiprocessBackend`](crate::MultiprocessBackend).
 pub struct PythonNode {
@@ -81,10 +46,9 @@ pub struct PythonNode {
     worker: WorkerProcess,
     state: State,
     seq: u64,
-    held: Arc<AtomicUsize>,
+    outputs: SampleHolder,
     started: Instant,
-    /// Calls left before polling for the answer is tried again, after it last missed.
-    spin_skip: u32,
+    spin: Spin,
 }
 
 impl std::fmt::Debug for PythonNode {
@@ -123,9 +87,9 @@ impl PythonNode {
             worker,
             state: State::Starting,
             seq: 0,
-            held: Arc::new(AtomicUsize::new(0)),
+            outputs: SampleHolder::for_host(),
             started,
-            spin_skip: 0,
+            spin: Spin::new(Spin::HOST_WINDOW),
         }
     }
 
@@ -192,8 +156,9 @@ impl PythonNode {
             .try_status()
             .map(|s| describe_status(&s))
             .unwrap_or_else(|| "stopped".to_owned());
-        let tail = self.worker.output_tail();
+        // Kill the group first: then the output pipe ends and its last lines are read.
         self.worker.kill();
+        let tail = self.worker.final_output_tail();
         self.endpoint.clean_up_dead_peers();
         let mut message = format!(
             "the Python worker (pid {}) {status} while {doing}",
@@ -211,7 +176,7 @@ impl PythonNode {
     fn hung(&mut self, doing: &str, limit: Duration, setting: &str) -> Error {
         self.worker.kill();
         self.endpoint.clean_up_dead_peers();
-        let tail = self.worker.output_tail();
+        let tail = self.worker.final_output_tail();
         let mut message = format!(
             "the Python worker (pid {}) did not finish {doing} within {:.1} s ({setting}); it was killed",
             self.worker.pid(),
@@ -230,33 +195,8 @@ impl PythonNode {
         flags: u32,
         input: Option<&RuntimeData>,
     ) -> Result<RuntimeData> {
-        if flags & FLAG_PAYLOAD_IS_INPUT != 0 {
-            let payload = input.and_then(codec::shared_payload).ok_or_else(|| {
-                Error::Node(
-                    "the Python worker referred to an input payload that does not exist".to_owned(),
-                )
-            })?;
-            // The head alone was sent; the payload length it announces is checked against
-            // the buffer we hold.
-            let header = codec::parse_header_prefix(&sample, usize::MAX)
-                .map_err(|e| Error::Node(format!("the Python worker sent a bad frame: {e}")))?;
-            return codec::decode_parts(&header, payload)
-                .map_err(|e| Error::Node(format!("the Python worker sent a bad frame: {e}")));
-        }
-        let bytes = if sample.len() >= IN_PLACE_MIN_BYTES
-            && self.held.fetch_add(1, Ordering::AcqRel) < IN_PLACE_MAX_HELD
-        {
-            Bytes::from_owner(HeldSample {
-                sample,
-                held: Arc::clone(&self.held),
-            })
-        } else {
-            if sample.len() >= IN_PLACE_MIN_BYTES {
-                self.held.fetch_sub(1, Ordering::AcqRel);
-            }
-            Bytes::copy_from_slice(&sample)
-        };
-        codec::decode(bytes)
+        self.outputs
+            .decode(sample, flags, input)
             .map_err(|e| Error::Node(format!("the Python worker sent a bad frame: {e}")))
     }
 
@@ -270,30 +210,24 @@ impl PythonNode {
     ) -> Result<()> {
         let asked = Instant::now();
         let deadline = self.settings.process_timeout.map(|t| asked + t);
-        // Poll for the answer unless polling missed recently (a model taking milliseconds
-        // would just burn the window); try again every SPIN_RETRY calls.
-        let spinning = self.spin_skip == 0;
-        self.spin_skip = self.spin_skip.saturating_sub(1);
-        let spin_until = if spinning { asked + HOST_SPIN } else { asked };
+        let wait = self.spin.begin(asked);
         let mut exited = false;
         loop {
             while let Some(sample) = self.receive()? {
-                let (kind, envelope) = ipc::envelope(&sample);
+                let (kind, envelope) = envelope(&sample);
                 match kind {
                     Some(MessageKind::Output) if envelope.seq == seq => {
                         let item = self.output_item(sample, envelope.flags, input)?;
                         outputs.push(item);
                     }
                     Some(MessageKind::Done) if envelope.seq == seq => {
-                        if spinning && asked.elapsed() > HOST_SPIN {
-                            self.spin_skip = SPIN_RETRY;
-                        }
+                        self.spin.end(&wait, Instant::now());
                         return Ok(());
                     }
                     Some(MessageKind::Error) => {
-                        let report = error_report(&sample);
+                        let report = ErrorReport::from_bytes(&sample);
                         drop(sample);
-                        return Err(self.fail(Error::Node(report)));
+                        return Err(self.fail(Error::Node(report.to_string())));
                     }
                     _ => {
                         tracing::warn!(node_id = %self.node_id, kind = envelope.kind, seq = envelope.seq,
@@ -304,12 +238,8 @@ impl PythonNode {
             if exited {
                 return Err(self.died(doing));
             }
-            if Instant::now() < spin_until {
-                while !self.endpoint.has_pending() && Instant::now() < spin_until {
-                    // Yield rather than spin: when the kernel has put the worker on this
-                    // CPU, it runs now instead of after our time slice.
-                    std::thread::yield_now();
-                }
+            if !wait.is_over() {
+                wait.poll(|| self.endpoint.has_pending());
                 continue;
             }
             match self.wait(deadline).await? {
@@ -332,9 +262,13 @@ impl PythonNode {
     }
 
     /// Sends a message without payload and wakes the worker.
-    fn send_control(&self, kind: MessageKind, seq: u64) -> std::result::Result<(), ipc::IpcError> {
+    fn send_control(
+        &self,
+        kind: MessageKind,
+        seq: u64,
+    ) -> std::result::Result<(), remotemedia_ipc::IpcError> {
         self.endpoint
-            .send_with(kind, 0, seq, 0, |_| Ok(()))
+            .send_control(kind, seq)
             .and_then(|_| self.endpoint.notify())
     }
 
@@ -362,8 +296,9 @@ impl PythonNode {
                     Ok(Wake::Message) => {
                         // Drain anything late (e.g. an error from cleanup()).
                         while let Ok(Some(sample)) = self.endpoint.receive() {
-                            if let (Some(MessageKind::Error), _) = ipc::envelope(&sample) {
-                                tracing::warn!(node_id = %self.node_id, "{}", error_report(&sample));
+                            if let (Some(MessageKind::Error), _) = envelope(&sample) {
+                                let report = ErrorReport::from_bytes(&sample);
+                                tracing::warn!(node_id = %self.node_id, "{report}");
                             }
                         }
                     }
@@ -383,27 +318,6 @@ impl PythonNode {
         }
         self.endpoint.clean_up_dead_peers();
         self.state = State::Stopped;
-    }
-}
-
-/// Formats an `Error` message's JSON report.
-fn error_report(sample: &Received) -> String {
-    let report: serde_json::Value = serde_json::from_slice(sample).unwrap_or_else(
-        |_| serde_json::json!({"message": String::from_utf8_lossy(sample).into_owned()}),
-    );
-    let message = report["message"]
-        .as_str()
-        .unwrap_or("the Python node raised an exception");
-    let phase = report["phase"].as_str().unwrap_or("process");
-    match report["traceback"]
-        .as_str()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(traceback) => format!(
-            "Python exception in {phase}(): {message}\n{}",
-            traceback.trim_end()
-        ),
-        None => format!("Python exception in {phase}(): {message}"),
     }
 }
 
@@ -432,7 +346,7 @@ impl NodeExecutor for PythonNode {
         let mut exited = false;
         loop {
             while let Some(sample) = self.receive()? {
-                match ipc::envelope(&sample) {
+                match envelope(&sample) {
                     (Some(MessageKind::Ready), _) => {
                         tracing::debug!(node_id = %self.node_id, pid = self.worker.pid(),
                             elapsed_ms = self.started.elapsed().as_millis() as u64,
@@ -441,9 +355,9 @@ impl NodeExecutor for PythonNode {
                         return Ok(());
                     }
                     (Some(MessageKind::Error), _) => {
-                        let report = error_report(&sample);
+                        let report = ErrorReport::from_bytes(&sample);
                         drop(sample);
-                        let error = self.fail(Error::Node(report));
+                        let error = self.fail(Error::Node(report.to_string()));
                         // The worker waits for this before it exits.
                         self.shutdown().await;
                         self.state = State::Failed(error.clone());
@@ -474,15 +388,9 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
-        let writer = codec::FrameWriter::new(&input);
         let sent = self
             .endpoint
-            .send_with(MessageKind::Data, 0, seq, writer.len(), |out| {
-                writer
-                    .write(out)
-                    .map(|_| ())
-                    .map_err(|e| ipc::IpcError(e.to_string()))
-            })
+            .send_frame(MessageKind::Data, seq, &input, None)
             .and_then(|_| self.endpoint.notify());
         if let Err(e) = sent {
             if !self.worker.is_running() {

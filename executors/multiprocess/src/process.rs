@@ -6,9 +6,15 @@
 //! - Each child leads its own process group: a terminal's Ctrl-C reaches only the runtime
 //!   (which then shuts its workers down in order), and killing the group also ends
 //!   whatever the Python node started (e.g. a synthesizer subprocess).
-//! - Exit is observed through a pidfd, which an event loop can wait on.
+//! - Exit is observed through a pidfd, which an event loop can wait on, and read with
+//!   `waitid(WNOWAIT)`, which leaves the exited worker unreaped. The group is signalled only
+//!   while its leader is unreaped (a zombie still owns its pid, so the group id cannot have
+//!   been reused by another process); the worker is reaped right after, and its group is
+//!   never signalled again.
 //! - stdout and stderr share one pipe, read by a thread that logs each line (tracing
-//!   target `remotemedia::python`) and keeps the last lines for error reports.
+//!   target `remotemedia::python`) and keeps the last lines for error reports. A report
+//!   about a worker that exited waits (briefly) for the end of that pipe, so the lines
+//!   that explain the exit are in it. At most [`MAX_LINE_BYTES`] of a line are kept.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -16,10 +22,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Lines of worker output kept for error reports.
 const TAIL_LINES: usize = 40;
+/// Bytes kept of one line of worker output; the rest of a longer line is dropped (and
+/// counted), so a worker printing without newlines cannot grow the runtime's memory.
+pub const MAX_LINE_BYTES: usize = 4096;
+/// How long a report about an exited worker waits for the rest of its output.
+const OUTPUT_DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// How to start a worker interpreter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +48,9 @@ pub struct Launch {
 #[derive(Debug, Default)]
 pub struct OutputTail {
     lines: VecDeque<String>,
+    /// The pipe has reached end of file: every writer (the worker and whatever it
+    /// started) has closed it.
+    ended: bool,
 }
 
 impl OutputTail {
@@ -52,15 +67,69 @@ impl OutputTail {
     }
 }
 
+/// The tail and the signal that it has ended, shared with the reader thread.
+#[derive(Debug, Default)]
+struct SharedTail {
+    tail: Mutex<OutputTail>,
+    ended: Condvar,
+}
+
+impl SharedTail {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutputTail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads `reader` line by line until end of file, keeping at most [`MAX_LINE_BYTES`] of
+/// each line; calls `line` for each (the text, and how many bytes were dropped).
+fn read_lines(reader: impl std::io::Read, mut line: impl FnMut(String, usize)) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut kept: Vec<u8> = Vec::new();
+    let mut dropped = 0usize;
+    loop {
+        let (consumed, newline) = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => {
+                let (part, newline) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(end) => (&chunk[..end], true),
+                    None => (chunk, false),
+                };
+                let room = MAX_LINE_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&part[..part.len().min(room)]);
+                dropped += part.len().saturating_sub(room);
+                (part.len() + usize::from(newline), newline)
+            }
+        };
+        reader.consume(consumed);
+        if newline {
+            line(
+                String::from_utf8_lossy(&kept).trim_end().to_owned(),
+                dropped,
+            );
+            kept.clear();
+            dropped = 0;
+        }
+    }
+    if !kept.is_empty() || dropped > 0 {
+        line(
+            String::from_utf8_lossy(&kept).trim_end().to_owned(),
+            dropped,
+        );
+    }
+}
+
 /// A running worker process.
 #[derive(Debug)]
 pub struct WorkerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     pidfd: OwnedFd,
-    tail: Arc<Mutex<OutputTail>>,
+    tail: Arc<SharedTail>,
     python: PathBuf,
+    /// How the worker ended, once it has (read without reaping it).
     status: Option<ExitStatus>,
+    /// The worker has been reaped: its pid and group id may belong to others now.
+    reaped: bool,
 }
 
 type SpawnReply = std::io::Result<Child>;
@@ -149,29 +218,22 @@ impl WorkerProcess {
                 return Err(e);
             }
         };
-        let tail = Arc::new(Mutex::new(OutputTail::default()));
+        let tail = Arc::new(SharedTail::default());
         let thread_tail = Arc::clone(&tail);
         let label = launch.label.clone();
         let pid = child.id();
         std::thread::Builder::new()
             .name(format!("remotemedia-worker-{pid}"))
             .spawn(move || {
-                let mut lines = BufReader::new(reader);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match lines.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-                            tracing::info!(target: "remotemedia::python", node = %label, pid, "{text}");
-                            thread_tail
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(text);
-                        }
+                read_lines(reader, |mut text, dropped| {
+                    if dropped > 0 {
+                        text.push_str(&format!(" [... {dropped} more bytes of this line dropped]"));
                     }
-                }
+                    tracing::info!(target: "remotemedia::python", node = %label, pid, "{text}");
+                    thread_tail.lock().push(text);
+                });
+                thread_tail.lock().ended = true;
+                thread_tail.ended.notify_all();
             })?;
         Ok(Self {
             stdin: child.stdin.take(),
@@ -180,6 +242,7 @@ impl WorkerProcess {
             tail,
             python: launch.python.clone(),
             status: None,
+            reaped: false,
         })
     }
 
@@ -211,10 +274,11 @@ impl WorkerProcess {
         self.pidfd.as_raw_fd()
     }
 
-    /// The exit status, if the process has exited (reaps it).
+    /// The exit status, if the process has exited. The worker is not reaped (see the
+    /// module docs); [`kill`](Self::kill) reaps it.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().ok().flatten();
+        if self.status.is_none() && !self.reaped {
+            self.status = peek_exit(self.child.id());
         }
         self.status
     }
@@ -224,21 +288,53 @@ impl WorkerProcess {
         self.try_status().is_none()
     }
 
-    /// The last lines the worker printed.
+    /// The last lines the worker printed so far.
     pub fn output_tail(&self) -> String {
-        self.tail.lock().unwrap_or_else(|p| p.into_inner()).text()
+        self.tail.lock().text()
     }
 
-    /// Kills the worker's whole process group and reaps the worker.
+    /// The last lines the worker printed, once its output has ended — for reports about a
+    /// worker that exited or was killed, whose last lines explain why. Waits at most a
+    /// moment for the end (a process that escaped the group may hold the pipe open).
+    pub fn final_output_tail(&self) -> String {
+        let deadline = Instant::now() + OUTPUT_DRAIN_WAIT;
+        let mut tail = self.tail.lock();
+        while !tail.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tail = self
+                .tail
+                .ended
+                .wait_timeout(tail, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        tail.text()
+    }
+
+    /// Kills the worker's whole process group and reaps the worker. After the worker has
+    /// been reaped this does nothing: its group id may belong to someone else by then.
     pub fn kill(&mut self) {
+        if self.reaped {
+            return;
+        }
         let pgid = self.child.id() as libc::pid_t;
-        // SAFETY: signals the process group this worker leads; harmless if it is gone.
+        // SAFETY: plain syscall. The leader is not reaped yet (a zombie at worst), so the
+        // group id is still this worker's: the signal reaches its group and nobody else.
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
-        if self.status.is_none() {
-            self.status = self.child.wait().ok();
+        match self.child.wait() {
+            Ok(status) => {
+                self.status.get_or_insert(status);
+            }
+            Err(e) => {
+                tracing::warn!(pid = pgid, error = %e, "cannot reap a Python worker");
+            }
         }
+        self.reaped = true;
     }
 
     /// Closes stdin (the worker treats EOF as "the runtime is gone").
@@ -249,9 +345,37 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        // Always signal the group: a worker that exited may have left children behind.
+        // Signal the group even when the worker exited on its own: it may have left
+        // children behind.
         self.kill();
     }
+}
+
+/// The exit status of `pid` if it has exited, read without reaping it.
+fn peek_exit(pid: u32) -> Option<ExitStatus> {
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain syscall on our own child; `info` is a valid, writable siginfo_t.
+    let result = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled `info` (or left it zeroed); these accessors read its fields.
+    let (child, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if result != 0 || child == 0 {
+        return None;
+    }
+    // Back to a wait(2) status word, the form ExitStatus is built from.
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f,
+    };
+    Some(ExitStatus::from_raw(raw))
 }
 
 /// "exited with status 1", "was killed by signal 9 (SIGKILL)", ...
@@ -277,5 +401,85 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGILL => "SIGILL",
         libc::SIGPIPE => "SIGPIPE",
         _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit(')').next()?.trim_start().chars().next()
+    }
+
+    /// `sh -u -m remotemedia.worker` fails at once (no such script): a worker that exits
+    /// by itself, after printing why.
+    fn exiting_worker() -> WorkerProcess {
+        WorkerProcess::spawn(&Launch {
+            python: PathBuf::from("/bin/sh"),
+            env: Vec::new(),
+            label: "test".to_owned(),
+        })
+        .expect("spawn")
+    }
+
+    #[test]
+    fn an_exited_worker_stays_unreaped_until_its_group_is_killed() {
+        let mut worker = exiting_worker();
+        let pid = worker.pid();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = worker.try_status() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the worker never exited"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(!status.success());
+        assert_eq!(
+            state_of(pid),
+            Some('Z'),
+            "reading the status must not reap: the zombie keeps the group id ours"
+        );
+        worker.kill();
+        assert_eq!(state_of(pid), None, "kill() signals the group, then reaps");
+        assert_eq!(
+            worker.try_status(),
+            Some(status),
+            "the status survives reaping"
+        );
+        worker.kill(); // reaped: nothing is signalled any more
+    }
+
+    #[test]
+    fn the_final_output_tail_has_the_last_lines_of_an_exited_worker() {
+        let mut worker = exiting_worker();
+        while worker.is_running() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        worker.kill();
+        let tail = worker.final_output_tail();
+        assert!(
+            tail.contains("cannot open remotemedia.worker"),
+            "sh's complaint: {tail:?}"
+        );
+    }
+
+    #[test]
+    fn a_line_without_an_end_is_kept_only_up_to_its_cap() {
+        let mut long = vec![b'x'; MAX_LINE_BYTES * 3];
+        long.extend_from_slice(b"\nshort\nlast without newline");
+        let mut lines = Vec::new();
+        read_lines(&long[..], |text, dropped| lines.push((text, dropped)));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].0.len(), MAX_LINE_BYTES);
+        assert_eq!(lines[0].1, MAX_LINE_BYTES * 2);
+        assert_eq!(lines[1], ("short".to_owned(), 0));
+        assert_eq!(lines[2], ("last without newline".to_owned(), 0));
     }
 }

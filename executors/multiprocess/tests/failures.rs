@@ -262,7 +262,7 @@ async fn an_unconvertible_output_is_reported() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(message.starts_with("node 'odd' (BadOutput) failed: Python exception in process(): TypeError: output 0: cannot send a object to a pipeline"), "{message}");
+    assert!(message.starts_with("node 'odd' (BadOutput) failed: Python exception in process(): TypeError: output 0: cannot send a value of type object to a pipeline"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

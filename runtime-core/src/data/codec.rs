@@ -173,6 +173,48 @@ fn padded(len: usize) -> usize {
     len.div_ceil(PAYLOAD_ALIGN) * PAYLOAD_ALIGN
 }
 
+/// Where [`FrameWriter`] puts a frame's bytes, in order. Writers of foreign memory (e.g.
+/// loaned shared memory) implement it to track what has been written.
+pub trait FrameSink {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// Writes into a byte slice from its start; `written` says how far.
+#[derive(Debug)]
+pub struct SliceSink<'a> {
+    out: &'a mut [u8],
+    written: usize,
+}
+
+impl<'a> SliceSink<'a> {
+    /// A sink writing `out` from its first byte.
+    pub fn new(out: &'a mut [u8]) -> Self {
+        Self { out, written: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+}
+
+impl FrameSink for SliceSink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        // Callers size the slice from FrameWriter::len; a short slice keeps what fits.
+        let end = (self.written + bytes.len()).min(self.out.len());
+        let n = end - self.written;
+        self.out[self.written..end].copy_from_slice(&bytes[..n]);
+        self.written = end;
+    }
+}
+
+impl FrameSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// One item's frame, ready to be written: the header is serialized once and the total
 /// length is known before any byte is written (e.g. to loan shared memory of that size).
 #[derive(Debug)]
@@ -181,6 +223,8 @@ pub struct FrameWriter<'a> {
     header: Vec<u8>,
     payload: std::borrow::Cow<'a, [u8]>,
 }
+
+const ZEROS: [u8; PAYLOAD_ALIGN] = [0; PAYLOAD_ALIGN];
 
 impl<'a> FrameWriter<'a> {
     /// Prepares the frame of `data`.
@@ -213,9 +257,27 @@ impl<'a> FrameWriter<'a> {
         &self.payload
     }
 
-    /// Writes the preamble, header and padding (the payload length field announces the
-    /// full payload); returns [`head_len`](Self::head_len). For readers that already hold
+    /// Puts the preamble, header and padding ([`head_len`](Self::head_len) bytes; the
+    /// payload length field announces the full payload). For readers that already hold
     /// the payload, see [`decode_parts`].
+    pub fn write_head_to(&self, sink: &mut impl FrameSink) {
+        let mut preamble = [0u8; PREAMBLE_LEN];
+        preamble[0..4].copy_from_slice(&MAGIC);
+        preamble[4] = self.kind as u8;
+        preamble[8..12].copy_from_slice(&(self.header.len() as u32).to_le_bytes());
+        preamble[16..24].copy_from_slice(&(self.payload.len() as u64).to_le_bytes());
+        sink.put(&preamble);
+        sink.put(&self.header);
+        sink.put(&ZEROS[..self.head_len() - PREAMBLE_LEN - self.header.len()]);
+    }
+
+    /// Puts the whole frame ([`len`](Self::len) bytes).
+    pub fn write_to(&self, sink: &mut impl FrameSink) {
+        self.write_head_to(sink);
+        sink.put(&self.payload);
+    }
+
+    /// Writes the frame head into `out`; returns [`head_len`](Self::head_len).
     pub fn write_head(&self, out: &mut [u8]) -> Result<usize> {
         let head = self.head_len();
         if out.len() < head {
@@ -224,13 +286,12 @@ impl<'a> FrameWriter<'a> {
                 out.len()
             )));
         }
-        write_preamble(out, self.kind, self.header.len(), self.payload.len());
-        out[PREAMBLE_LEN..PREAMBLE_LEN + self.header.len()].copy_from_slice(&self.header);
-        out[PREAMBLE_LEN + self.header.len()..head].fill(0);
+        self.write_head_to(&mut SliceSink::new(out));
         Ok(head)
     }
 
-    /// Writes the whole frame; returns its length. Every byte of `out[..len]` is written.
+    /// Writes the whole frame into `out`; returns its length. Every byte of `out[..len]`
+    /// is written.
     pub fn write(&self, out: &mut [u8]) -> Result<usize> {
         let total = self.len();
         if out.len() < total {
@@ -239,8 +300,7 @@ impl<'a> FrameWriter<'a> {
                 out.len()
             )));
         }
-        let head = self.write_head(out)?;
-        out[head..total].copy_from_slice(&self.payload);
+        self.write_to(&mut SliceSink::new(out));
         Ok(total)
     }
 }
@@ -248,9 +308,8 @@ impl<'a> FrameWriter<'a> {
 /// Encodes `data` into a new frame.
 pub fn encode(data: &RuntimeData) -> Vec<u8> {
     let writer = FrameWriter::new(data);
-    let mut frame = vec![0u8; writer.len()];
-    // The buffer has exactly the frame's length.
-    let _ = writer.write(&mut frame);
+    let mut frame = Vec::with_capacity(writer.len());
+    writer.write_to(&mut frame);
     frame
 }
 
@@ -262,15 +321,6 @@ pub fn encoded_len(data: &RuntimeData) -> usize {
 /// Encodes `data` into `out` (e.g. a loaned shared-memory slice); returns the frame length.
 pub fn encode_into(data: &RuntimeData, out: &mut [u8]) -> Result<usize> {
     FrameWriter::new(data).write(out)
-}
-
-fn write_preamble(out: &mut [u8], kind: FrameKind, header_len: usize, payload_len: usize) {
-    out[0..4].copy_from_slice(&MAGIC);
-    out[4] = kind as u8;
-    out[5..8].fill(0);
-    out[8..12].copy_from_slice(&(header_len as u32).to_le_bytes());
-    out[12..16].fill(0);
-    out[16..24].copy_from_slice(&(payload_len as u64).to_le_bytes());
 }
 
 fn invalid(why: impl std::fmt::Display) -> Error {
@@ -367,41 +417,31 @@ pub fn decode_parts(header: &FrameHeader, payload: Bytes) -> Result<RuntimeData>
         )));
     }
     let f = &header.fields;
-    Ok(match header.kind {
-        FrameKind::Audio => {
-            let channels = u16::try_from(field_u64(f, "channels")?)
-                .map_err(|_| invalid("too many channels"))?;
-            let samples = AudioSamples::from_bytes(payload)?;
-            if channels == 0 || samples.len() % usize::from(channels) != 0 {
-                return Err(invalid(format!(
-                    "{} samples do not make whole {channels}-channel frames",
-                    samples.len()
-                )));
-            }
-            RuntimeData::Audio {
-                samples,
-                sample_rate: u32::try_from(field_u64(f, "sample_rate")?)
-                    .map_err(|_| invalid("sample rate too large"))?,
-                channels,
-                stream_id: field_str(f, "stream_id").map(Arc::from),
-                timestamp_us: field_u64(f, "timestamp_us")?,
-            }
-        }
+    let data = match header.kind {
+        FrameKind::Audio => RuntimeData::Audio {
+            samples: AudioSamples::from_bytes(payload)?,
+            sample_rate: u32::try_from(field_u64(f, "sample_rate")?)
+                .map_err(|_| invalid("sample rate too large"))?,
+            channels: u16::try_from(field_u64(f, "channels")?)
+                .map_err(|_| invalid("too many channels"))?,
+            stream_id: field_str(f, "stream_id").map(Arc::from),
+            timestamp_us: field_u64(f, "timestamp_us")?,
+        },
         FrameKind::Video => RuntimeData::Video {
             pixel_data: payload,
-            width: field_u64(f, "width")? as u32,
-            height: field_u64(f, "height")? as u32,
-            format: field_str(f, "format")
-                .as_deref()
-                .and_then(PixelFormat::parse)
-                .ok_or_else(|| invalid("unknown pixel format"))?,
+            width: u32::try_from(field_u64(f, "width")?).map_err(|_| invalid("width too large"))?,
+            height: u32::try_from(field_u64(f, "height")?)
+                .map_err(|_| invalid("height too large"))?,
+            format: PixelFormat::parse_named(
+                &field_str(f, "format").ok_or_else(|| invalid("the pixel format is missing"))?,
+            )?,
             codec: field_str(f, "codec"),
             frame_number: field_u64(f, "frame_number")?,
             timestamp_us: field_u64(f, "timestamp_us")?,
             is_keyframe: f
                 .get("is_keyframe")
                 .and_then(Value::as_bool)
-                .unwrap_or(false),
+                .ok_or_else(|| invalid("header field 'is_keyframe' is missing or not a boolean"))?,
             stream_id: field_str(f, "stream_id").map(Arc::from),
         },
         FrameKind::Text => RuntimeData::Text(
@@ -412,35 +452,25 @@ pub fn decode_parts(header: &FrameHeader, payload: Bytes) -> Result<RuntimeData>
         ),
         FrameKind::Binary => RuntimeData::Binary(payload),
         FrameKind::Tensor => {
-            let dtype = field_str(f, "dtype")
-                .as_deref()
-                .and_then(TensorDtype::parse)
-                .ok_or_else(|| invalid("unknown tensor dtype"))?;
+            let dtype = TensorDtype::parse_named(
+                &field_str(f, "dtype").ok_or_else(|| invalid("the tensor dtype is missing"))?,
+            )?;
             let shape: Vec<usize> = f
                 .get("shape")
                 .and_then(Value::as_array)
                 .ok_or_else(|| invalid("tensor shape is missing"))?
                 .iter()
-                .map(|d| d.as_u64().map(|d| d as usize))
+                .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
                 .collect::<Option<_>>()
                 .ok_or_else(|| invalid("tensor shape is not a list of sizes"))?;
-            let expected = shape
-                .iter()
-                .try_fold(dtype.size_bytes(), |acc, &d| acc.checked_mul(d));
-            if expected != Some(payload.len()) {
-                return Err(invalid(format!(
-                    "tensor payload of {} bytes does not match shape {shape:?} of {}",
-                    payload.len(),
-                    dtype.as_str()
-                )));
-            }
             RuntimeData::Tensor {
                 data: payload,
                 shape,
                 dtype,
             }
         }
-    })
+    };
+    data.checked()
 }
 
 #[cfg(test)]

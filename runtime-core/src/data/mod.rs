@@ -33,6 +33,16 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, in the order error messages list them.
+    pub const ALL: [PixelFormat; 6] = [
+        PixelFormat::Yuv420p,
+        PixelFormat::Nv12,
+        PixelFormat::Rgb24,
+        PixelFormat::Rgba32,
+        PixelFormat::Gray8,
+        PixelFormat::Encoded,
+    ];
+
     /// The format's name as used in manifests and wire formats.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -47,16 +57,45 @@ impl PixelFormat {
 
     /// Parses a name produced by [`PixelFormat::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "yuv420p" => PixelFormat::Yuv420p,
-            "nv12" => PixelFormat::Nv12,
-            "rgb24" => PixelFormat::Rgb24,
-            "rgba32" => PixelFormat::Rgba32,
-            "gray8" => PixelFormat::Gray8,
-            "encoded" => PixelFormat::Encoded,
-            _ => return None,
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Parses a name, or fails naming the unknown format and the known ones.
+    pub fn parse_named(name: &str) -> crate::Result<Self> {
+        Self::parse(name).ok_or_else(|| {
+            crate::Error::InvalidData(format!(
+                "unknown pixel format '{name}' (known: {})",
+                Self::names()
+            ))
         })
     }
+
+    /// Every format's name, comma-separated, for messages.
+    pub fn names() -> String {
+        join_names(Self::ALL.iter().map(PixelFormat::as_str))
+    }
+
+    /// Bytes of one `width` x `height` frame in this format; `None` for
+    /// [`PixelFormat::Encoded`] (any length) or when the size does not fit in memory.
+    /// 4:2:0 formats round odd dimensions of the chroma planes up.
+    pub fn frame_len(&self, width: u32, height: u32) -> Option<usize> {
+        let (w, h) = (width as usize, height as usize);
+        let luma = w.checked_mul(h)?;
+        match self {
+            PixelFormat::Gray8 => Some(luma),
+            PixelFormat::Rgb24 => luma.checked_mul(3),
+            PixelFormat::Rgba32 => luma.checked_mul(4),
+            PixelFormat::Yuv420p | PixelFormat::Nv12 => {
+                let chroma = w.div_ceil(2).checked_mul(h.div_ceil(2))?.checked_mul(2)?;
+                luma.checked_add(chroma)
+            }
+            PixelFormat::Encoded => None,
+        }
+    }
+}
+
+fn join_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(", ")
 }
 
 /// Element type of a [`RuntimeData::Tensor`].
@@ -85,6 +124,19 @@ pub enum TensorDtype {
 }
 
 impl TensorDtype {
+    /// Every dtype, in the order error messages list them.
+    pub const ALL: [TensorDtype; 9] = [
+        TensorDtype::F32,
+        TensorDtype::F64,
+        TensorDtype::F16,
+        TensorDtype::I8,
+        TensorDtype::I16,
+        TensorDtype::I32,
+        TensorDtype::I64,
+        TensorDtype::U8,
+        TensorDtype::Bool,
+    ];
+
     /// Size of one element in bytes.
     pub fn size_bytes(&self) -> usize {
         match self {
@@ -95,7 +147,7 @@ impl TensorDtype {
         }
     }
 
-    /// The dtype's name (`"f32"`, `"i64"`, ...).
+    /// The dtype's name (`"f32"`, `"i64"`, ...), as wire formats carry it.
     pub fn as_str(&self) -> &'static str {
         match self {
             TensorDtype::F32 => "f32",
@@ -110,22 +162,50 @@ impl TensorDtype {
         }
     }
 
-    /// Parses a name produced by [`TensorDtype::as_str`].
+    /// The numpy name of the dtype (`"float32"`, `"int64"`, `"bool"`, ...).
+    pub fn numpy_name(&self) -> &'static str {
+        match self {
+            TensorDtype::F32 => "float32",
+            TensorDtype::F64 => "float64",
+            TensorDtype::F16 => "float16",
+            TensorDtype::I8 => "int8",
+            TensorDtype::I16 => "int16",
+            TensorDtype::I32 => "int32",
+            TensorDtype::I64 => "int64",
+            TensorDtype::U8 => "uint8",
+            TensorDtype::Bool => "bool",
+        }
+    }
+
+    /// Parses a name produced by [`TensorDtype::as_str`] or [`TensorDtype::numpy_name`].
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "f32" | "float32" => TensorDtype::F32,
-            "f64" | "float64" => TensorDtype::F64,
-            "f16" | "float16" => TensorDtype::F16,
-            "i8" | "int8" => TensorDtype::I8,
-            "i16" | "int16" => TensorDtype::I16,
-            "i32" | "int32" => TensorDtype::I32,
-            "i64" | "int64" => TensorDtype::I64,
-            "u8" | "uint8" => TensorDtype::U8,
-            "bool" => TensorDtype::Bool,
-            _ => return None,
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == name || d.numpy_name() == name)
+    }
+
+    /// Parses a name, or fails naming the unknown dtype and the known ones.
+    pub fn parse_named(name: &str) -> crate::Result<Self> {
+        Self::parse(name).ok_or_else(|| {
+            crate::Error::InvalidData(format!(
+                "unknown tensor dtype '{name}' (known: {})",
+                Self::names()
+            ))
         })
     }
+
+    /// Every dtype's name, comma-separated, for messages.
+    pub fn names() -> String {
+        join_names(Self::ALL.iter().map(TensorDtype::as_str))
+    }
 }
+
+/// Highest audio sample rate accepted from outside the runtime (Hz).
+pub const MAX_SAMPLE_RATE: u32 = 768_000;
+/// Most audio channels accepted from outside the runtime.
+pub const MAX_CHANNELS: u16 = 64;
+/// Most tensor dimensions accepted from outside the runtime.
+pub const MAX_TENSOR_DIMS: usize = 32;
 
 /// One item of pipeline data.
 ///
@@ -215,6 +295,121 @@ impl RuntimeData {
             RuntimeData::Binary(_) => "binary",
             RuntimeData::Tensor { .. } => "tensor",
         }
+    }
+
+    /// Checks what a well-formed item of its variant must hold, for data that comes from
+    /// outside the runtime (a client, a decoder, a child process). Every transport and the
+    /// frame codec build items through this one check, so a malformed item gets the same
+    /// error whichever way it arrived:
+    ///
+    /// - audio: 1..=[`MAX_SAMPLE_RATE`] Hz, 1..=[`MAX_CHANNELS`] channels, whole frames,
+    ///   finite samples;
+    /// - video: a raw frame's bytes match width x height in its pixel format
+    ///   ([`PixelFormat::frame_len`]); encoded frames may have any length;
+    /// - tensor: the bytes match the shape and dtype, at most [`MAX_TENSOR_DIMS`] dimensions.
+    ///
+    /// ```
+    /// use remotemedia_runtime_core::data::RuntimeData;
+    ///
+    /// let ragged = RuntimeData::audio(vec![0.0f32; 3], 16_000, 2);
+    /// assert_eq!(
+    ///     ragged.check().unwrap_err().to_string(),
+    ///     "invalid data: audio has 3 samples, not a whole number of 2-channel frames"
+    /// );
+    /// ```
+    pub fn check(&self) -> crate::Result<()> {
+        let invalid = |why: String| Err(crate::Error::InvalidData(why));
+        match self {
+            RuntimeData::Audio {
+                samples,
+                sample_rate,
+                channels,
+                ..
+            } => {
+                if *sample_rate == 0 || *sample_rate > MAX_SAMPLE_RATE {
+                    return invalid(format!(
+                        "audio sample rate {sample_rate} Hz is outside 1..={MAX_SAMPLE_RATE} Hz"
+                    ));
+                }
+                if *channels == 0 || *channels > MAX_CHANNELS {
+                    return invalid(format!(
+                        "audio has {channels} channels, outside 1..={MAX_CHANNELS}"
+                    ));
+                }
+                if samples.len() % usize::from(*channels) != 0 {
+                    return invalid(format!(
+                        "audio has {} samples, not a whole number of {channels}-channel frames",
+                        samples.len()
+                    ));
+                }
+                if let Some(index) = samples.iter().position(|s| !s.is_finite()) {
+                    return invalid(format!(
+                        "audio sample {index} is {} (samples must be finite numbers)",
+                        samples[index]
+                    ));
+                }
+                Ok(())
+            }
+            RuntimeData::Video {
+                pixel_data,
+                width,
+                height,
+                format,
+                ..
+            } => {
+                if *format == PixelFormat::Encoded {
+                    return Ok(());
+                }
+                if *width == 0 || *height == 0 {
+                    return invalid(format!(
+                        "a {width}x{height} {} video frame has no pixels",
+                        format.as_str()
+                    ));
+                }
+                match format.frame_len(*width, *height) {
+                    Some(len) if len == pixel_data.len() => Ok(()),
+                    Some(len) => invalid(format!(
+                        "a {width}x{height} {} video frame has {len} bytes, got {}",
+                        format.as_str(),
+                        pixel_data.len()
+                    )),
+                    None => invalid(format!(
+                        "a {width}x{height} {} video frame is too large",
+                        format.as_str()
+                    )),
+                }
+            }
+            RuntimeData::Tensor { data, shape, dtype } => {
+                if shape.len() > MAX_TENSOR_DIMS {
+                    return invalid(format!(
+                        "tensor has {} dimensions, more than {MAX_TENSOR_DIMS}",
+                        shape.len()
+                    ));
+                }
+                let expected = shape
+                    .iter()
+                    .try_fold(dtype.size_bytes(), |acc, &d| acc.checked_mul(d));
+                match expected {
+                    Some(len) if len == data.len() => Ok(()),
+                    Some(len) => invalid(format!(
+                        "tensor of shape {shape:?} and dtype {} has {len} bytes, got {}",
+                        dtype.as_str(),
+                        data.len()
+                    )),
+                    None => invalid(format!(
+                        "tensor of shape {shape:?} and dtype {} is too large",
+                        dtype.as_str()
+                    )),
+                }
+            }
+            RuntimeData::Text(_) | RuntimeData::Json(_) | RuntimeData::Binary(_) => Ok(()),
+        }
+    }
+
+    /// [`check`](Self::check)s the item and returns it.
+    pub fn checked(self) -> crate::Result<Self> {
+        self.check()?;
+        Ok(self)
     }
 
     /// Number of frames (samples per channel) of an audio item.

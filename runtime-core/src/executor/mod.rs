@@ -6,6 +6,10 @@
 //! interleaves the upstream channels into one. Closing the input lets every source drain,
 //! flush and close its outputs, which cascades through the graph.
 //!
+//! Origins: every item on an edge carries the sequence number and metadata of the client
+//! input it came from (shared, not copied, from hop to hop), so each output the client
+//! receives says which input it answers.
+//!
 //! Quiescence: the session counts items in flight (queued on an edge, being processed, or
 //! waiting for the client). An item a node consumes is released only after everything it
 //! produced has been counted, so the count reaching zero means every input sent so far has
@@ -21,14 +25,15 @@ pub use session::PipelineSession;
 
 use crate::data::RuntimeData;
 use crate::error::Error;
-use crate::manifest::{Manifest, PipelineGraph};
-use crate::nodes::registry::{NodeRegistry, NodeSpec, ResolvedNode};
+use crate::nodes::registry::{NodeSpec, ResolvedNode};
 use crate::nodes::{NodeContext, NodeExecutor};
+use crate::pipeline::ValidatedPipeline;
 use crate::runtime::Spawner;
 use crate::transport::TransportData;
 use crate::Result;
 use metrics::NodeMetrics;
 use node_task::NodeTask;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch, Notify};
@@ -48,6 +53,34 @@ impl Default for ExecutorConfig {
     }
 }
 
+/// Where an item came from: the client input's sequence number and metadata.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Origin {
+    pub(crate) sequence: Option<u64>,
+    pub(crate) metadata: HashMap<String, String>,
+}
+
+impl Origin {
+    /// The origin of a client input; `None` when it carries neither sequence nor metadata
+    /// (nothing to share along the graph).
+    pub(crate) fn of(input: &mut TransportData) -> Option<Arc<Origin>> {
+        if input.sequence.is_none() && input.metadata.is_empty() {
+            return None;
+        }
+        Some(Arc::new(Origin {
+            sequence: input.sequence,
+            metadata: std::mem::take(&mut input.metadata),
+        }))
+    }
+}
+
+/// One item on an edge: the data and the client input it came from.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub(crate) data: RuntimeData,
+    pub(crate) origin: Option<Arc<Origin>>,
+}
+
 #[derive(Debug, Default)]
 struct SessionState {
     error: Option<Error>,
@@ -65,7 +98,7 @@ pub(crate) struct SessionShared {
     changed: Notify,
     state: Mutex<SessionState>,
     /// Senders into the source nodes; `None` once input is closed.
-    inputs: Mutex<Option<Vec<mpsc::Sender<RuntimeData>>>>,
+    inputs: Mutex<Option<Vec<mpsc::Sender<Item>>>>,
     cancel: watch::Sender<bool>,
     metrics: Vec<Arc<NodeMetrics>>,
 }
@@ -146,42 +179,42 @@ fn new_session_id() -> String {
     format!("session-{n}-{:08x}", hasher.finish() as u32)
 }
 
-/// Instantiates, initializes and starts a manifest's nodes; returns the session handle.
+/// Instantiates, initializes and starts a validated pipeline's nodes; returns the session
+/// handle. Nothing is validated again: the pipeline carries resolved nodes and params.
 pub(crate) async fn start_session(
-    registry: &NodeRegistry,
     spawner: &Arc<dyn Spawner>,
     config: &ExecutorConfig,
-    manifest: &Manifest,
+    pipeline: &ValidatedPipeline,
 ) -> Result<PipelineSession> {
-    registry.validate(manifest)?;
-    let graph = PipelineGraph::build(manifest)?;
+    let manifest = pipeline.manifest();
+    let graph = pipeline.graph();
     let session_id = new_session_id();
     let n = manifest.nodes.len();
 
     // Create every instance before starting any, so a bad node fails the whole start.
     let mut executors: Vec<Box<dyn NodeExecutor>> = Vec::with_capacity(n);
     let mut contexts: Vec<NodeContext> = Vec::with_capacity(n);
-    for node in &manifest.nodes {
-        let resolved = registry.resolve(node)?;
-        let (executor, params) = match resolved {
-            ResolvedNode::Rust { factory, params } => {
-                let executor = factory
-                    .create(params.clone())
-                    .map_err(|e| init_error(e, &node.id, &node.node_type))?;
-                (executor, params)
-            }
-            ResolvedNode::Backend { backend, params } => {
+    for (node, resolved) in manifest.nodes.iter().zip(pipeline.nodes()) {
+        let executor = match resolved {
+            ResolvedNode::Rust { factory, params } => factory
+                .create(params.clone())
+                .map_err(|e| init_error(e, &node.id, &node.node_type))?,
+            ResolvedNode::Backend {
+                backend,
+                params,
+                settings,
+            } => {
                 let mut spec_node = node.clone();
                 spec_node.params = params.clone();
                 let spec = NodeSpec {
                     session_id: session_id.clone(),
                     node: spec_node,
+                    settings: settings.clone(),
                 };
-                let executor = backend
+                backend
                     .create_node(spec)
                     .await
-                    .map_err(|e| init_error(e, &node.id, &node.node_type))?;
-                (executor, params)
+                    .map_err(|e| init_error(e, &node.id, &node.node_type))?
             }
         };
         executors.push(executor);
@@ -189,7 +222,7 @@ pub(crate) async fn start_session(
             node_id: node.id.clone(),
             node_type: node.node_type.clone(),
             session_id: session_id.clone(),
-            params,
+            params: resolved.params().clone(),
         });
     }
     for i in 0..n {
@@ -205,7 +238,7 @@ pub(crate) async fn start_session(
     let mut senders = Vec::with_capacity(n);
     let mut receivers = Vec::with_capacity(n);
     for _ in 0..n {
-        let (tx, rx) = mpsc::channel::<RuntimeData>(capacity);
+        let (tx, rx) = mpsc::channel::<Item>(capacity);
         senders.push(tx);
         receivers.push(Some(rx));
     }
@@ -215,7 +248,7 @@ pub(crate) async fn start_session(
         .iter()
         .map(|c| Arc::new(NodeMetrics::new(&c.node_id, &c.node_type)))
         .collect();
-    let inputs: Vec<mpsc::Sender<RuntimeData>> =
+    let inputs: Vec<mpsc::Sender<Item>> =
         graph.sources.iter().map(|&s| senders[s].clone()).collect();
 
     let shared = Arc::new(SessionShared {
@@ -232,7 +265,7 @@ pub(crate) async fn start_session(
 
     let mut tasks = Vec::with_capacity(n);
     for (i, executor) in executors.into_iter().enumerate() {
-        let downstream: Vec<mpsc::Sender<RuntimeData>> = graph.downstream[i]
+        let downstream: Vec<mpsc::Sender<Item>> = graph.downstream[i]
             .iter()
             .map(|&d| senders[d].clone())
             .collect();

@@ -1,7 +1,7 @@
 //! One node's task: receive, process, forward; flush at end of input; report failures.
 
 use super::metrics::NodeMetrics;
-use super::SessionShared;
+use super::{Item, Origin, SessionShared};
 use crate::data::RuntimeData;
 use crate::error::Error;
 use crate::nodes::{NodeExecutor, Outputs};
@@ -18,8 +18,8 @@ pub(crate) struct NodeTask {
     pub(crate) node_id: Arc<str>,
     pub(crate) node_type: String,
     pub(crate) executor: Box<dyn NodeExecutor>,
-    pub(crate) input: mpsc::Receiver<RuntimeData>,
-    pub(crate) downstream: Vec<mpsc::Sender<RuntimeData>>,
+    pub(crate) input: mpsc::Receiver<Item>,
+    pub(crate) downstream: Vec<mpsc::Sender<Item>>,
     /// Set for sink nodes: their outputs go to the client.
     pub(crate) to_client: Option<mpsc::Sender<TransportData>>,
     pub(crate) shared: Arc<SessionShared>,
@@ -28,7 +28,7 @@ pub(crate) struct NodeTask {
 }
 
 enum Step {
-    Input(RuntimeData),
+    Input(Item),
     EndOfInput,
     Cancelled,
 }
@@ -61,6 +61,8 @@ impl NodeTask {
 
     async fn run_inner(mut self) {
         let mut outputs = Outputs::new();
+        // The origin of the input being processed, then of the last one (for the flush).
+        let mut origin: Option<Arc<Origin>> = None;
         loop {
             let step = tokio::select! {
                 biased;
@@ -74,11 +76,12 @@ impl NodeTask {
                 Step::Cancelled => break,
                 Step::Input(item) => {
                     let started = now_nanos();
+                    origin = item.origin;
                     let mut cancel = self.cancel.clone();
                     let result = tokio::select! {
                         biased;
                         _ = cancelled(&mut cancel) => break,
-                        r = self.process(item, &mut outputs) => r,
+                        r = self.process(item.data, &mut outputs) => r,
                     };
                     if let Err(error) = result {
                         self.metrics.record_error();
@@ -87,7 +90,7 @@ impl NodeTask {
                     }
                     self.metrics
                         .record(now_nanos().saturating_sub(started), outputs.len());
-                    if !self.forward(&mut outputs).await {
+                    if !self.forward(&mut outputs, &origin).await {
                         break;
                     }
                     // Released only after its outputs were counted: see the module docs.
@@ -106,7 +109,7 @@ impl NodeTask {
                     match result {
                         Ok(()) => {
                             self.metrics.record_flush(outputs.len());
-                            self.forward(&mut outputs).await;
+                            self.forward(&mut outputs, &origin).await;
                         }
                         Err(error) => {
                             self.metrics.record_error();
@@ -169,15 +172,19 @@ impl NodeTask {
         }
     }
 
-    /// Sends every output downstream (or to the client). Returns false when the receiving
-    /// side is gone, i.e. the session is ending.
-    async fn forward(&mut self, outputs: &mut Outputs) -> bool {
-        for item in outputs.drain() {
+    /// Sends every output downstream (or to the client), each with `origin`. Returns
+    /// false when the receiving side is gone, i.e. the session is ending.
+    async fn forward(&mut self, outputs: &mut Outputs, origin: &Option<Arc<Origin>>) -> bool {
+        for data in outputs.drain() {
             if let Some(client) = &self.to_client {
                 self.shared.add_pending(1);
-                let mut out = TransportData::new(item);
+                let mut out = TransportData::new(data);
                 out.sequence = Some(self.shared.next_sequence());
-                out.set_node_id(&self.node_id);
+                out.node_id = Some(Arc::clone(&self.node_id));
+                if let Some(origin) = origin {
+                    out.input_sequence = origin.sequence;
+                    out.metadata = origin.metadata.clone();
+                }
                 if client.send(out).await.is_err() {
                     return false;
                 }
@@ -189,11 +196,19 @@ impl NodeTask {
             };
             for sender in others {
                 self.shared.add_pending(1);
-                if sender.send(item.clone()).await.is_err() {
+                let item = Item {
+                    data: data.clone(),
+                    origin: origin.clone(),
+                };
+                if sender.send(item).await.is_err() {
                     return false;
                 }
             }
             self.shared.add_pending(1);
+            let item = Item {
+                data,
+                origin: origin.clone(),
+            };
             if last.send(item).await.is_err() {
                 return false;
             }

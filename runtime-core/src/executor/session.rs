@@ -1,6 +1,6 @@
 //! [`PipelineSession`]: the handle of one running streaming session.
 
-use super::{NodeMetricsSnapshot, SessionShared};
+use super::{Item, NodeMetricsSnapshot, Origin, SessionShared};
 use crate::error::Error;
 use crate::transport::{StreamSession, TransportData};
 use crate::Result;
@@ -75,7 +75,7 @@ impl PipelineSession {
     /// Sends one input to every source node of the pipeline.
     ///
     /// Errors when the session is closed or has failed (the failure names the node).
-    pub async fn send_input(&self, input: TransportData) -> Result<()> {
+    pub async fn send_input(&self, mut input: TransportData) -> Result<()> {
         let senders = {
             let state = self.shared.state();
             if let Some(error) = &state.error {
@@ -92,18 +92,23 @@ impl PipelineSession {
                 }
             }
         };
+        let origin = Origin::of(&mut input);
         let data = input.data;
         let Some((last, others)) = senders.split_last() else {
             return Ok(());
         };
         for sender in others {
             self.shared.add_pending(1);
-            if sender.send(data.clone()).await.is_err() {
+            let item = Item {
+                data: data.clone(),
+                origin: origin.clone(),
+            };
+            if sender.send(item).await.is_err() {
                 return Err(self.ended_error());
             }
         }
         self.shared.add_pending(1);
-        if last.send(data).await.is_err() {
+        if last.send(Item { data, origin }).await.is_err() {
             return Err(self.ended_error());
         }
         Ok(())
@@ -205,11 +210,19 @@ impl StreamSession for PipelineSession {
         PipelineSession::recv_output(self).await
     }
 
+    async fn next_output(&self) -> Result<Option<TransportData>> {
+        PipelineSession::next_output(self).await
+    }
+
     async fn close(&self) -> Result<()> {
         PipelineSession::close(self).await
     }
 
     fn is_active(&self) -> bool {
         PipelineSession::is_active(self)
+    }
+
+    fn metrics(&self) -> Vec<NodeMetricsSnapshot> {
+        PipelineSession::metrics(self)
     }
 }

@@ -2,7 +2,7 @@
 
 use super::Manifest;
 use crate::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A manifest's nodes and edges, resolved to indices into `manifest.nodes`.
 #[derive(Debug, Clone)]
@@ -35,17 +35,11 @@ impl PipelineGraph {
         }
         let n = manifest.nodes.len();
         let mut edges: Vec<(usize, usize)> = Vec::new();
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
         if manifest.connections.is_empty() {
             edges.extend((1..n).map(|i| (i - 1, i)));
         } else {
-            let known = || {
-                manifest
-                    .nodes
-                    .iter()
-                    .map(|n| n.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let known = || crate::error::id_list(manifest.nodes.iter().map(|n| n.id.as_str()));
             for (index, c) in manifest.connections.iter().enumerate() {
                 let from =
                     *index_of
@@ -70,7 +64,8 @@ impl PipelineGraph {
                         path: vec![c.from.clone(), c.to.clone()],
                     });
                 }
-                if !edges.contains(&(from, to)) {
+                // A repeated edge would deliver every item twice; keep the first.
+                if seen.insert((from, to)) {
                     edges.push((from, to));
                 }
             }
@@ -118,44 +113,45 @@ impl PipelineGraph {
 }
 
 /// Finds one cycle among the nodes Kahn's algorithm could not order (`remaining > 0`).
+///
+/// Iterative depth-first search with an explicit stack: manifests come from clients, and
+/// their depth must never become the depth of our call stack.
 fn find_cycle(downstream: &[Vec<usize>], remaining: &[usize]) -> Vec<usize> {
+    const UNVISITED: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
     let n = downstream.len();
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    let mut state = vec![0u8; n];
-    let mut path: Vec<usize> = Vec::new();
-    fn visit(
-        node: usize,
-        downstream: &[Vec<usize>],
-        remaining: &[usize],
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        state[node] = 1;
-        path.push(node);
-        for &next in &downstream[node] {
+    let mut state = vec![UNVISITED; n];
+    // (node, index of the next edge to follow)
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        if remaining[start] == 0 || state[start] != UNVISITED {
+            continue;
+        }
+        state[start] = ON_PATH;
+        stack.push((start, 0));
+        while let Some(&mut (node, ref mut next_edge)) = stack.last_mut() {
+            let Some(&next) = downstream[node].get(*next_edge) else {
+                state[node] = DONE;
+                stack.pop();
+                continue;
+            };
+            *next_edge += 1;
             if remaining[next] == 0 {
                 continue;
             }
-            if state[next] == 1 {
-                let start = path.iter().position(|&p| p == next).unwrap_or(0);
-                let mut cycle = path[start..].to_vec();
-                cycle.push(next);
-                return Some(cycle);
-            }
-            if state[next] == 0 {
-                if let Some(c) = visit(next, downstream, remaining, state, path) {
-                    return Some(c);
+            match state[next] {
+                ON_PATH => {
+                    let from = stack.iter().position(|&(p, _)| p == next).unwrap_or(0);
+                    let mut cycle: Vec<usize> = stack[from..].iter().map(|&(p, _)| p).collect();
+                    cycle.push(next);
+                    return cycle;
                 }
-            }
-        }
-        state[node] = 2;
-        path.pop();
-        None
-    }
-    for start in 0..n {
-        if remaining[start] > 0 && state[start] == 0 {
-            if let Some(c) = visit(start, downstream, remaining, &mut state, &mut path) {
-                return c;
+                UNVISITED => {
+                    state[next] = ON_PATH;
+                    stack.push((next, 0));
+                }
+                _ => {}
             }
         }
     }

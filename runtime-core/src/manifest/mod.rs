@@ -233,9 +233,9 @@ impl Manifest {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Checks what can be checked without a node registry: version, ids, node-level keys,
-    /// params shape, edges and cycles.
-    pub fn validate_structure(&self) -> Result<()> {
+    /// Checks what can be checked without a node registry — version, ids, node-level
+    /// keys, params shape, edges and cycles — and returns the resolved graph.
+    pub fn validate_structure(&self) -> Result<PipelineGraph> {
         if self.version != "v1" {
             return Err(Error::InvalidManifest(format!(
                 "unsupported version '{}' (expected 'v1')",
@@ -304,7 +304,7 @@ impl Manifest {
                 )));
             }
         }
-        PipelineGraph::build(self).map(|_| ())
+        PipelineGraph::build(self)
     }
 }
 

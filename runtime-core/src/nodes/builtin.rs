@@ -1,5 +1,6 @@
 //! Registration of the built-in node catalog (see `docs/NODES.md`).
 
+use super::params::{ConfigurableNode, NodeParams};
 use super::registry::{NodeFactory, NodeRegistry};
 use super::schema::ParamsSchema;
 use super::{Node, NodeExecutor, RustNodeExecutor};
@@ -7,19 +8,41 @@ use crate::Result;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// A factory for a built-in native node: name, aliases, schema and a constructor taking
-/// the validated, normalized params.
+/// A factory for a built-in native node: name, aliases, description, and the schema and
+/// constructor of its typed params.
 pub(crate) struct BuiltinFactory {
-    pub(crate) name: &'static str,
-    pub(crate) aliases: &'static [&'static str],
-    pub(crate) description: &'static str,
-    pub(crate) schema: fn() -> ParamsSchema,
-    pub(crate) build: fn(&Value) -> Result<Box<dyn Node>>,
+    name: &'static str,
+    aliases: &'static [&'static str],
+    description: &'static str,
+    schema: fn() -> ParamsSchema,
+    build: fn(&str, &Value) -> Result<Box<dyn Node>>,
+}
+
+impl BuiltinFactory {
+    /// The factory of `N`, built from its params.
+    pub(crate) fn of<N: ConfigurableNode>(
+        name: &'static str,
+        aliases: &'static [&'static str],
+        description: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            aliases,
+            description,
+            schema: <N::Params as NodeParams>::schema,
+            build: build_node::<N>,
+        }
+    }
+}
+
+fn build_node<N: ConfigurableNode>(node_type: &str, params: &Value) -> Result<Box<dyn Node>> {
+    let params = N::Params::from_normalized(node_type, params)?;
+    Ok(Box::new(N::from_params(params)?))
 }
 
 impl NodeFactory for BuiltinFactory {
     fn create(&self, params: Value) -> Result<Box<dyn NodeExecutor>> {
-        let node = (self.build)(&params)?;
+        let node = (self.build)(self.name, &params)?;
         Ok(Box::new(RustNodeExecutor::new(self.name, node)))
     }
     fn node_type(&self) -> &str {
@@ -46,24 +69,4 @@ pub(crate) fn register_builtins(registry: &mut NodeRegistry) {
     for factory in utility.into_iter().chain(super::audio::factories()) {
         registry.register_rust(Arc::new(factory));
     }
-}
-
-/// Reads a validated integer param (schemas guarantee presence and range).
-pub(crate) fn int_param(params: &Value, name: &str, default: i64) -> i64 {
-    params.get(name).and_then(Value::as_i64).unwrap_or(default)
-}
-
-/// Reads a validated number param.
-pub(crate) fn num_param(params: &Value, name: &str, default: f64) -> f64 {
-    params.get(name).and_then(Value::as_f64).unwrap_or(default)
-}
-
-/// Reads a validated boolean param.
-pub(crate) fn bool_param(params: &Value, name: &str, default: bool) -> bool {
-    params.get(name).and_then(Value::as_bool).unwrap_or(default)
-}
-
-/// Reads an optional validated integer param.
-pub(crate) fn opt_int_param(params: &Value, name: &str) -> Option<i64> {
-    params.get(name).and_then(Value::as_i64)
 }

@@ -1,6 +1,7 @@
 //! `CalculatorNode`: arithmetic on Json requests.
 
 use super::builtin::BuiltinFactory;
+use super::params::{ConfigurableNode, NoParams, NodeParams};
 use super::schema::ParamsSchema;
 use super::{Node, Outputs};
 use crate::data::RuntimeData;
@@ -121,18 +122,23 @@ impl Node for CalculatorNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(ParamsSchema::new())
+        Some(NoParams::schema())
+    }
+}
+
+impl ConfigurableNode for CalculatorNode {
+    type Params = NoParams;
+    fn from_params(_params: NoParams) -> Result<Self> {
+        Ok(CalculatorNode)
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "CalculatorNode",
-        aliases: &[],
-        description: "Json {operation, operands} -> Json {result, operation}",
-        schema: ParamsSchema::new,
-        build: |_| Ok(Box::new(CalculatorNode)),
-    }
+    BuiltinFactory::of::<CalculatorNode>(
+        "CalculatorNode",
+        &[],
+        "Json {operation, operands} -> Json {result, operation}",
+    )
 }
 
 #[cfg(test)]

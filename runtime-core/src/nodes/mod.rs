@@ -38,6 +38,7 @@
 pub mod audio;
 mod builtin;
 mod calculator;
+pub mod params;
 mod passthrough;
 pub mod registry;
 pub mod schema;
@@ -46,7 +47,7 @@ mod text_collector;
 pub use audio::AudioChunkerNode;
 pub use calculator::CalculatorNode;
 pub use passthrough::PassThroughNode;
-pub use text_collector::TextCollectorNode;
+pub use text_collector::{TextCollectorNode, TextCollectorParams};
 
 use crate::data::RuntimeData;
 use crate::Result;

@@ -1,6 +1,7 @@
 //! `PassThrough`: emits its input unchanged.
 
 use super::builtin::BuiltinFactory;
+use super::params::{ConfigurableNode, NoParams, NodeParams};
 use super::schema::ParamsSchema;
 use super::{Node, Outputs};
 use crate::data::RuntimeData;
@@ -17,16 +18,21 @@ impl Node for PassThroughNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(ParamsSchema::new())
+        Some(NoParams::schema())
+    }
+}
+
+impl ConfigurableNode for PassThroughNode {
+    type Params = NoParams;
+    fn from_params(_params: NoParams) -> Result<Self> {
+        Ok(PassThroughNode)
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "PassThrough",
-        aliases: &["PassThroughNode"],
-        description: "emits its input unchanged",
-        schema: ParamsSchema::new,
-        build: |_| Ok(Box::new(PassThroughNode)),
-    }
+    BuiltinFactory::of::<PassThroughNode>(
+        "PassThrough",
+        &["PassThroughNode"],
+        "emits its input unchanged",
+    )
 }

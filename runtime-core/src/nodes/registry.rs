@@ -16,10 +16,12 @@
 //! [`NodeRegistry::new`] is empty; [`NodeRegistry::with_builtins`] holds the built-in
 //! catalog. Registering a type that exists replaces it.
 
+use super::params::{ConfigurableNode, NodeParams};
 use super::schema::ParamsSchema;
 use super::{Node, NodeExecutor, RustNodeExecutor};
 use crate::error::ParamProblem;
 use crate::manifest::{Manifest, NodeManifest};
+use crate::pipeline::ValidatedPipeline;
 use crate::{Error, Result};
 use async_trait::async_trait;
 use serde_json::Value;
@@ -71,13 +73,48 @@ pub trait NodeFactory: Send + Sync {
     }
 }
 
+/// What a backend made of a node's executor settings (its `multiprocess:` or `docker:`
+/// block) when it validated them; handed back in [`NodeSpec::settings`] so the block is
+/// parsed once.
+pub type BackendSettings = Arc<dyn std::any::Any + Send + Sync>;
+
 /// What an executor backend needs to create one out-of-process node instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeSpec {
     /// The session the instance belongs to.
     pub session_id: String,
-    /// The node's manifest entry (id, type, params, executor, docker block).
+    /// The node's manifest entry (id, type, executor blocks), with its params validated
+    /// and normalized.
     pub node: NodeManifest,
+    /// What [`ExecutorBackend::validate_node`] returned for this node.
+    pub settings: Option<BackendSettings>,
+}
+
+impl std::fmt::Debug for NodeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSpec")
+            .field("session_id", &self.session_id)
+            .field("node", &self.node)
+            .field("settings", &self.settings.is_some())
+            .finish()
+    }
+}
+
+impl NodeSpec {
+    /// A spec for one instance of `node` in `session_id`, without settings from
+    /// validation (the backend resolves the node's block itself).
+    pub fn new(session_id: impl Into<String>, node: NodeManifest) -> Self {
+        Self {
+            session_id: session_id.into(),
+            node,
+            settings: None,
+        }
+    }
+
+    /// The settings [`ExecutorBackend::validate_node`] returned, as the backend's type.
+    pub fn settings<T: std::any::Any + Send + Sync>(&self) -> Option<&T> {
+        self.settings.as_ref()?.downcast_ref::<T>()
+    }
 }
 
 /// Creates node instances outside the runtime's process: Python child processes,
@@ -88,15 +125,23 @@ pub struct NodeSpec {
 /// types registered without an explicit executor use `"multiprocess"`. The instance it
 /// returns is driven like any other [`NodeExecutor`]; a backend reports failures as errors
 /// (the executor names the node).
+///
+/// # Overriding default impls
+///
+/// [`validate_node`](Self::validate_node) accepts every node by default. Override it to
+/// check the node's executor block before any session starts and return what you parsed:
+/// validation runs once per manifest, and [`create_node`](Self::create_node) receives the
+/// result in [`NodeSpec::settings`] for every session started from it.
 #[async_trait]
 pub trait ExecutorBackend: Send + Sync {
     /// The name manifests use in `executor:`.
     fn name(&self) -> &str;
 
-    /// Checks a manifest node before any session starts (e.g. its `docker:` block).
-    fn validate_node(&self, node: &NodeManifest) -> Result<()> {
+    /// Checks a manifest node before any session starts (e.g. its `docker:` block) and
+    /// returns the settings it parsed, if any.
+    fn validate_node(&self, node: &NodeManifest) -> Result<Option<BackendSettings>> {
         let _ = node;
-        Ok(())
+        Ok(None)
     }
 
     /// Creates one node instance for a session.
@@ -122,6 +167,25 @@ impl FnNodeFactory {
             schema,
             build: Box::new(build),
         }
+    }
+
+    /// A factory for a [`ConfigurableNode`]: its schema comes from its params type, and
+    /// each instance is built from the validated params deserialized into that type.
+    pub fn configurable<N: ConfigurableNode>(node_type: &str) -> Self {
+        let name = node_type
+            .rsplit("::")
+            .next()
+            .unwrap_or(node_type)
+            .trim()
+            .to_owned();
+        let type_name = name.clone();
+        Self::new(&name, Some(N::Params::schema()), move |params| {
+            let params = N::Params::from_normalized(&type_name, &params)?;
+            Ok(Box::new(RustNodeExecutor::new(
+                type_name.clone(),
+                Box::new(N::from_params(params)?),
+            )) as Box<dyn NodeExecutor>)
+        })
     }
 
     /// A factory for a native [`Node`] type built by `build`; used by the macros.
@@ -233,7 +297,18 @@ pub enum ResolvedNode {
         /// Params after schema validation when the type declares a schema (see
         /// [`NodeRegistry::register_python_type`]), as written otherwise.
         params: Value,
+        /// What the backend's [`validate_node`](ExecutorBackend::validate_node) returned.
+        settings: Option<BackendSettings>,
     },
+}
+
+impl ResolvedNode {
+    /// The node's params, validated and normalized.
+    pub fn params(&self) -> &Value {
+        match self {
+            ResolvedNode::Rust { params, .. } | ResolvedNode::Backend { params, .. } => params,
+        }
+    }
 }
 
 impl std::fmt::Debug for ResolvedNode {
@@ -244,11 +319,13 @@ impl std::fmt::Debug for ResolvedNode {
                 .field("node_type", &factory.node_type())
                 .field("params", params)
                 .finish(),
-            ResolvedNode::Backend { backend, params } => f
+            ResolvedNode::Backend {
+                backend, params, ..
+            } => f
                 .debug_struct("Backend")
                 .field("backend", &backend.name())
                 .field("params", params)
-                .finish(),
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -450,20 +527,29 @@ impl NodeRegistry {
             None if node.params.is_null() => Value::Object(Default::default()),
             None => node.params.clone(),
         };
-        backend.validate_node(node)?;
+        let settings = backend.validate_node(node)?;
         Ok(ResolvedNode::Backend {
             backend: Arc::clone(backend),
             params,
+            settings,
         })
     }
 
-    /// Validates a whole manifest: structure, then every node's type, params and executor.
-    pub fn validate(&self, manifest: &Manifest) -> Result<()> {
-        manifest.validate_structure()?;
-        for node in &manifest.nodes {
-            self.resolve(node)?;
-        }
-        Ok(())
+    /// Validates a whole manifest — structure, then every node's type, params and executor
+    /// — into a pipeline sessions start from without checking again.
+    pub fn validate(&self, manifest: &Manifest) -> Result<ValidatedPipeline> {
+        self.validate_arc(Arc::new(manifest.clone()))
+    }
+
+    /// [`validate`](Self::validate) for a manifest already behind an `Arc` (not copied).
+    pub fn validate_arc(&self, manifest: Arc<Manifest>) -> Result<ValidatedPipeline> {
+        let graph = manifest.validate_structure()?;
+        let nodes = manifest
+            .nodes
+            .iter()
+            .map(|node| self.resolve(node))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ValidatedPipeline::new(manifest, graph, nodes))
     }
 
     fn suggest(&self, unknown: &str) -> Option<String> {

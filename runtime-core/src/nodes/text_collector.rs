@@ -1,10 +1,40 @@
 //! `TextCollectorNode`: turns a stream of text fragments into sentences.
 
-use super::builtin::{int_param, BuiltinFactory};
+use super::builtin::BuiltinFactory;
+use super::params::{ConfigurableNode, NodeParams};
 use super::schema::ParamsSchema;
 use super::{Node, Outputs};
 use crate::data::RuntimeData;
 use crate::Result;
+
+/// Params of [`TextCollectorNode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextCollectorParams {
+    /// Shorter sentences are joined with the next one.
+    pub min_sentence_length: usize,
+}
+
+impl Default for TextCollectorParams {
+    fn default() -> Self {
+        Self {
+            min_sentence_length: 1,
+        }
+    }
+}
+
+impl NodeParams for TextCollectorParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new().integer(
+            "min_sentence_length",
+            Some(d.min_sentence_length as i64),
+            1,
+            1_000_000,
+            "shorter sentences are joined with the next one",
+        )
+    }
+}
 
 /// Accumulates `Text` and emits each complete sentence, trimmed.
 ///
@@ -29,16 +59,6 @@ impl TextCollectorNode {
             buffer: String::new(),
             pending: String::new(),
         }
-    }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new().integer(
-            "min_sentence_length",
-            Some(1),
-            1,
-            1_000_000,
-            "shorter sentences are joined with the next one",
-        )
     }
 
     fn emit(&mut self, sentence: &str, outputs: &mut Outputs) {
@@ -91,7 +111,14 @@ impl TextCollectorNode {
 
 impl Default for TextCollectorNode {
     fn default() -> Self {
-        Self::new(1)
+        Self::new(TextCollectorParams::default().min_sentence_length)
+    }
+}
+
+impl ConfigurableNode for TextCollectorNode {
+    type Params = TextCollectorParams;
+    fn from_params(params: TextCollectorParams) -> Result<Self> {
+        Ok(Self::new(params.min_sentence_length))
     }
 }
 
@@ -126,22 +153,16 @@ impl Node for TextCollectorNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(TextCollectorParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "TextCollectorNode",
-        aliases: &[],
-        description: "accumulates text and emits complete sentences",
-        schema: TextCollectorNode::schema,
-        build: |params| {
-            Ok(Box::new(TextCollectorNode::new(
-                int_param(params, "min_sentence_length", 1) as usize,
-            )))
-        },
-    }
+    BuiltinFactory::of::<TextCollectorNode>(
+        "TextCollectorNode",
+        &[],
+        "accumulates text and emits complete sentences",
+    )
 }
 
 #[cfg(test)]

@@ -1,28 +1,31 @@
 //! The boundary between the runtime and the outside world.
 //!
-//! - [`TransportData`]: what crosses it — one [`RuntimeData`] plus a sequence number and
-//!   string metadata (outputs carry the producing node's id).
-//! - [`PipelineRunner`]: the engine a transport drives — validate a manifest, execute it
-//!   once, or open a streaming session.
-//! - [`PipelineTransport`] and [`StreamSession`]: the traits a transport implements so
-//!   that code written against one transport works with every other.
+//! - [`TransportData`]: what crosses it — one [`RuntimeData`] with typed fields: the
+//!   sequence number and metadata a client gave an input, and on outputs the producing
+//!   node, the emission order and the sequence/metadata of the input they came from.
+//! - [`PipelineRunner`]: the engine every transport drives — validate a manifest once into
+//!   a [`ValidatedPipeline`], execute it once, or open a streaming session. It is itself a
+//!   [`PipelineTransport`].
+//! - [`PipelineTransport`] and [`StreamSession`]: the traits transports implement **and
+//!   use**: the gRPC service, the command line and the Python package hold sessions only as
+//!   `dyn StreamSession`.
 //!
 //! # Writing a transport
 //!
 //! A transport (gRPC, FFI, WebRTC, a console, ...) owns a [`PipelineRunner`] and maps its
-//! own protocol onto two operations:
+//! own protocol onto it:
 //!
-//! 1. **Unary**: decode a manifest and one input, call
-//!    [`PipelineRunner::execute_unary`] (or [`PipelineRunner::execute_unary_collect`] when
-//!    the pipeline may emit several outputs), encode the result.
-//! 2. **Streaming**: call [`PipelineRunner::create_stream_session`], then forward client
-//!    frames with [`StreamSession::send_input`] and results with
-//!    [`StreamSession::recv_output`] (or [`PipelineSession::next_output`] to forward outputs
-//!    as they arrive from a concurrent task), and call [`StreamSession::close`] when the
-//!    client is done.
-//!
-//! Map errors with [`Error::node_id`](crate::Error::node_id) and
-//! [`Error::is_manifest_error`](crate::Error::is_manifest_error) to your protocol's codes.
+//! 1. **Validate** what the client sent with [`PipelineRunner::validate`] (or let
+//!    [`PipelineTransport::stream`] do it) and report errors with
+//!    [`Error::node_id`](crate::Error::node_id) /
+//!    [`Error::is_manifest_error`](crate::Error::is_manifest_error) mapped to your codes.
+//! 2. **Stream**: [`PipelineTransport::stream_pipeline`] (or `stream`) gives a
+//!    `Box<dyn StreamSession>`; forward client frames with [`StreamSession::send_input`],
+//!    and outputs either with [`StreamSession::recv_output`] after each input (request /
+//!    response style) or with [`StreamSession::next_output`] from a concurrent task (live
+//!    streams); call [`StreamSession::close`] when the client is done.
+//! 3. **Unary**: [`PipelineTransport::execute`] runs one input and returns its single
+//!    output; [`PipelineRunner::execute_collect`] returns every output of several inputs.
 //!
 //! ```
 //! use async_trait::async_trait;
@@ -52,8 +55,9 @@ mod router;
 mod runner;
 
 pub use crate::executor::{ExecutorConfig, NodeMetricsSnapshot, PipelineSession};
+pub use crate::pipeline::ValidatedPipeline;
 pub use router::{SessionInfo, SessionRouter};
-pub use runner::PipelineRunner;
+pub use runner::{IntoPipeline, PipelineRunner};
 
 use crate::data::RuntimeData;
 use crate::manifest::Manifest;
@@ -62,31 +66,53 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One item crossing a transport: the data, its sequence number and string metadata.
+/// One item crossing a transport.
 ///
-/// Outputs of a pipeline carry the id of the node that produced them under
-/// [`TransportData::NODE_ID_KEY`] (read it with [`node_id`](TransportData::node_id)) and a
-/// per-session sequence number in emission order.
+/// On an **input**, a client may set [`sequence`](Self::sequence) and
+/// [`metadata`](Self::metadata); both travel with the item through the graph. On an
+/// **output**:
+/// - [`node_id`](Self::node_id) names the node that produced it;
+/// - [`sequence`](Self::sequence) is its position among the session's outputs (0, 1, ...);
+/// - [`input_sequence`](Self::input_sequence) and [`metadata`](Self::metadata) are those of
+///   the input it came from: the input a node was processing when it emitted the output,
+///   or, for what a node emits when it flushes at end of stream, the last input it
+///   processed.
+///
+/// ```
+/// use remotemedia_runtime_core::data::RuntimeData;
+/// use remotemedia_runtime_core::transport::TransportData;
+///
+/// let input = TransportData::new(RuntimeData::Text("hi".into()))
+///     .with_sequence(7)
+///     .with_metadata("utterance", "u-1");
+/// assert_eq!(input.sequence, Some(7));
+/// assert_eq!(input.metadata["utterance"], "u-1");
+/// assert_eq!(input.node_id(), None);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TransportData {
     /// The payload.
     pub data: RuntimeData,
-    /// Position in the stream, when known.
+    /// Inputs: the client's sequence number, if any. Outputs: emission order in the session.
     pub sequence: Option<u64>,
-    /// Free-form string metadata.
+    /// Inputs: the client's metadata. Outputs: the metadata of the input they came from.
     pub metadata: HashMap<String, String>,
+    /// Outputs: the id of the node that produced the item.
+    pub node_id: Option<Arc<str>>,
+    /// Outputs: the sequence number of the input they came from, if it had one.
+    pub input_sequence: Option<u64>,
 }
 
 impl TransportData {
-    /// Metadata key holding the id of the node that produced an output.
-    pub const NODE_ID_KEY: &'static str = "node_id";
-
     /// Wraps `data` with no sequence number and no metadata.
     pub fn new(data: RuntimeData) -> Self {
         Self {
             data,
             sequence: None,
             metadata: HashMap::new(),
+            node_id: None,
+            input_sequence: None,
         }
     }
 
@@ -102,14 +128,15 @@ impl TransportData {
         self
     }
 
-    /// The id of the node that produced this output.
-    pub fn node_id(&self) -> Option<&str> {
-        self.metadata.get(Self::NODE_ID_KEY).map(String::as_str)
+    /// Replaces the metadata (builder style).
+    pub fn with_metadata_map(mut self, metadata: HashMap<String, String>) -> Self {
+        self.metadata = metadata;
+        self
     }
 
-    pub(crate) fn set_node_id(&mut self, node_id: &str) {
-        self.metadata
-            .insert(Self::NODE_ID_KEY.to_owned(), node_id.to_owned());
+    /// The id of the node that produced this output.
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
     }
 }
 
@@ -121,9 +148,17 @@ impl From<RuntimeData> for TransportData {
 
 /// A way for clients to run pipelines: gRPC, FFI, WebRTC, a console, ...
 ///
-/// Implementations own a [`PipelineRunner`] and delegate to it; the trait lets code that
-/// drives pipelines stay independent of the transport. Both methods validate the manifest
-/// before anything runs and return errors that name the failing node.
+/// [`PipelineRunner`] implements it, so a transport can be written over "something that
+/// runs pipelines" and be handed the runner itself or a wrapper of it. Both required
+/// methods validate the manifest before anything runs and return errors that name the
+/// failing node.
+///
+/// # Provided methods
+///
+/// [`stream_pipeline`](Self::stream_pipeline) starts a session from a manifest that was
+/// already validated; its default validates again through [`stream`](Self::stream).
+/// Override it when the implementation can start a [`ValidatedPipeline`] directly (the
+/// runner does), so validation runs once per request.
 #[async_trait]
 pub trait PipelineTransport: Send + Sync {
     /// Runs the pipeline once on `input` and returns its single output
@@ -133,6 +168,14 @@ pub trait PipelineTransport: Send + Sync {
 
     /// Opens a streaming session.
     async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>>;
+
+    /// Opens a streaming session on an already validated pipeline.
+    async fn stream_pipeline(
+        &self,
+        pipeline: Arc<ValidatedPipeline>,
+    ) -> Result<Box<dyn StreamSession>> {
+        self.stream(Arc::clone(pipeline.manifest())).await
+    }
 }
 
 /// One streaming session, whatever transport created it.
@@ -145,9 +188,20 @@ pub trait PipelineTransport: Send + Sync {
 ///   taken — so "send, then drain with `while let Some(o) = recv_output().await?`" neither
 ///   hangs nor misses outputs. After `close()` it keeps returning flushed outputs until the
 ///   session has finished.
+/// - `next_output` waits for the next output however long it takes (outputs a node emits
+///   on its own, a slow model) and returns `Ok(None)` only once the session has ended and
+///   every output was taken: what a task forwarding a live stream's outputs uses.
 /// - `close` ends the input (nodes flush) and is idempotent; `is_active` is false after it.
-/// - A node failure is returned as an error naming the node, from `recv_output` and
-///   `send_input`.
+/// - A node failure is returned as an error naming the node, from `recv_output`,
+///   `next_output` and `send_input`, after the outputs produced before it.
+///
+/// Use one receiving style per session at a time: `recv_output` and `next_output` take
+/// outputs from the same queue.
+///
+/// # Provided methods
+///
+/// [`metrics`](Self::metrics) returns no metrics by default; sessions that measure their
+/// nodes (the runner's do) override it.
 #[async_trait]
 pub trait StreamSession: Send + Sync {
     /// The session's unique id.
@@ -159,9 +213,18 @@ pub trait StreamSession: Send + Sync {
     /// Receives the next output, or `None` when the pipeline is quiescent or finished.
     async fn recv_output(&self) -> Result<Option<TransportData>>;
 
+    /// Receives the next output, waiting as long as the session runs; `None` once it has
+    /// ended and every output was taken.
+    async fn next_output(&self) -> Result<Option<TransportData>>;
+
     /// Ends the input; idempotent.
     async fn close(&self) -> Result<()>;
 
     /// Whether the session still accepts input.
     fn is_active(&self) -> bool;
+
+    /// Per-node metrics of the session so far (count, latency percentiles, errors).
+    fn metrics(&self) -> Vec<NodeMetricsSnapshot> {
+        Vec::new()
+    }
 }

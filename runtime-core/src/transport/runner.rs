@@ -1,14 +1,59 @@
 //! [`PipelineRunner`]: validate, execute once, or stream.
 
 use super::router::{SessionInfo, SessionRouter};
-use super::TransportData;
+use super::{PipelineTransport, StreamSession, TransportData};
 use crate::error::Error;
 use crate::executor::{self, ExecutorConfig, PipelineSession};
 use crate::manifest::Manifest;
 use crate::nodes::registry::NodeRegistry;
+use crate::pipeline::ValidatedPipeline;
 use crate::runtime::{default_spawner, Spawner};
 use crate::Result;
+use async_trait::async_trait;
 use std::sync::Arc;
+
+/// What a session can start from: a manifest (validated on the way, against the runner's
+/// registry) or a [`ValidatedPipeline`] (started as it is).
+pub trait IntoPipeline: Send {
+    /// The validated pipeline, validating against `registry` when needed.
+    fn into_pipeline(self, registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>>;
+}
+
+impl IntoPipeline for Arc<Manifest> {
+    fn into_pipeline(self, registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        registry.validate_arc(self).map(Arc::new)
+    }
+}
+
+impl IntoPipeline for Manifest {
+    fn into_pipeline(self, registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        registry.validate_arc(Arc::new(self)).map(Arc::new)
+    }
+}
+
+impl IntoPipeline for &Manifest {
+    fn into_pipeline(self, registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        registry.validate(self).map(Arc::new)
+    }
+}
+
+impl IntoPipeline for ValidatedPipeline {
+    fn into_pipeline(self, _registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        Ok(Arc::new(self))
+    }
+}
+
+impl IntoPipeline for Arc<ValidatedPipeline> {
+    fn into_pipeline(self, _registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        Ok(self)
+    }
+}
+
+impl IntoPipeline for &Arc<ValidatedPipeline> {
+    fn into_pipeline(self, _registry: &NodeRegistry) -> Result<Arc<ValidatedPipeline>> {
+        Ok(Arc::clone(self))
+    }
+}
 
 /// The pipeline engine transports drive. Cheap to clone (clones share the registry and the
 /// session table).
@@ -88,22 +133,29 @@ impl PipelineRunner {
         &self.router
     }
 
-    /// Checks a manifest against this runner's registry without running anything.
-    pub fn validate(&self, manifest: &Manifest) -> Result<()> {
+    /// Checks a manifest against this runner's registry without running anything, and
+    /// returns it validated: structure, node types, params (normalized) and executor
+    /// settings. Sessions started from the result check nothing again.
+    pub fn validate(&self, manifest: &Manifest) -> Result<ValidatedPipeline> {
         self.registry.validate(manifest)
     }
 
-    /// Starts a streaming session. The manifest is validated and every node created and
-    /// initialized first; any failure is returned here, naming the node.
-    pub async fn create_stream_session(&self, manifest: Arc<Manifest>) -> Result<PipelineSession> {
+    /// Starts a streaming session on a manifest (validated first) or a
+    /// [`ValidatedPipeline`]. Every node is created and initialized before this returns;
+    /// any failure is returned here, naming the node.
+    pub async fn create_stream_session(
+        &self,
+        pipeline: impl IntoPipeline,
+    ) -> Result<PipelineSession> {
+        let pipeline = pipeline.into_pipeline(&self.registry)?;
         let spawner = self.spawner.as_ref().ok_or_else(|| {
             Error::NoSpawner(
                 "this build has no default task spawner; use PipelineRunner::with_spawner"
                     .to_owned(),
             )
         })?;
-        let session =
-            executor::start_session(&self.registry, spawner, &self.config, &manifest).await?;
+        let session = executor::start_session(spawner, &self.config, &pipeline).await?;
+        let manifest = pipeline.manifest();
         self.router.insert(
             SessionInfo {
                 session_id: session.session_id().to_owned(),
@@ -119,10 +171,10 @@ impl PipelineRunner {
     /// in emission order, each tagged with its producing node. Flushed outputs count.
     pub async fn execute_collect(
         &self,
-        manifest: Arc<Manifest>,
+        pipeline: impl IntoPipeline,
         inputs: Vec<TransportData>,
     ) -> Result<Vec<TransportData>> {
-        let session = self.create_stream_session(manifest).await?;
+        let session = self.create_stream_session(pipeline).await?;
         let mut outputs = Vec::new();
         for input in inputs {
             // Drain between inputs so a long input list cannot fill the output channel.
@@ -141,10 +193,10 @@ impl PipelineRunner {
     /// Runs the pipeline once on `input` and returns all its outputs.
     pub async fn execute_unary_collect(
         &self,
-        manifest: Arc<Manifest>,
+        pipeline: impl IntoPipeline,
         input: TransportData,
     ) -> Result<Vec<TransportData>> {
-        self.execute_collect(manifest, vec![input]).await
+        self.execute_collect(pipeline, vec![input]).await
     }
 
     /// Runs the pipeline once on `input` and returns its output.
@@ -157,10 +209,10 @@ impl PipelineRunner {
     /// - a node failure → [`Error::NodeFailed`] naming the node.
     pub async fn execute_unary(
         &self,
-        manifest: Arc<Manifest>,
+        pipeline: impl IntoPipeline,
         input: TransportData,
     ) -> Result<TransportData> {
-        let mut outputs = self.execute_unary_collect(manifest, input).await?;
+        let mut outputs = self.execute_unary_collect(pipeline, input).await?;
         match outputs.len() {
             0 => Err(Error::NoOutput),
             1 => Ok(outputs.remove(0)),
@@ -177,5 +229,29 @@ impl PipelineRunner {
                 })
             }
         }
+    }
+}
+
+/// The runner is the reference transport: what it does is what every transport maps its
+/// protocol onto. Code written against `dyn PipelineTransport` can be handed the runner.
+#[async_trait]
+impl PipelineTransport for PipelineRunner {
+    async fn execute(
+        &self,
+        manifest: Arc<Manifest>,
+        input: TransportData,
+    ) -> Result<TransportData> {
+        self.execute_unary(manifest, input).await
+    }
+
+    async fn stream(&self, manifest: Arc<Manifest>) -> Result<Box<dyn StreamSession>> {
+        Ok(Box::new(self.create_stream_session(manifest).await?))
+    }
+
+    async fn stream_pipeline(
+        &self,
+        pipeline: Arc<ValidatedPipeline>,
+    ) -> Result<Box<dyn StreamSession>> {
+        Ok(Box::new(self.create_stream_session(pipeline).await?))
     }
 }

@@ -2,15 +2,26 @@
 //!
 //! | Python | RuntimeData |
 //! |---|---|
-//! | `Audio(samples: float32 ndarray, sample_rate, channels, ...)` | Audio (zero-copy both ways) |
+//! | `Audio(samples: float32 ndarray, sample_rate, channels, ...)` | Audio |
 //! | `Video(pixels: uint8 ndarray or bytes, width, height, format, ...)` | Video |
 //! | `str` | Text |
 //! | `dict`, `list`, numbers, bools, None | Json |
 //! | `bytes`, `bytearray` | Binary |
 //! | any other numpy array | Tensor |
+//!
+//! # Sharing memory with Python, soundly
+//!
+//! The runtime reads payloads as plain Rust slices, possibly from other threads, for as
+//! long as the pipeline holds them. Memory Python code can still write to must not be
+//! read that way, so a numpy array is shared without a copy only when its memory is
+//! immutable: its ultimate owner is a `bytes` object or a buffer of the runtime itself
+//! (every array the package hands out — output samples, pixels, tensors — is one).
+//! Writable arrays, and read-only arrays over writable memory (numpy lets an array's
+//! owner be made writable again), are copied when the item is built. Outputs are always
+//! read-only views of the runtime's memory, without a copy.
 
 use numpy::ndarray::ArrayView1;
-use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyDict, PyList};
@@ -18,16 +29,19 @@ use remotemedia_runtime_core::data::{AudioSamples, Bytes, PixelFormat, RuntimeDa
 use remotemedia_runtime_core::transport::TransportData;
 use std::sync::Arc;
 
-/// Keeps a numpy array alive while the runtime reads its memory.
+/// Keeps a Python object with immutable memory (a `bytes` object, a numpy array over one)
+/// alive while the runtime reads that memory (see the module docs: only memory nobody can
+/// write is wrapped).
 struct NumpyMemory<T: 'static> {
     _array: Py<PyAny>,
     ptr: *const T,
     len: usize,
 }
 
-// SAFETY: the pointer targets the data of `_array`, which this value keeps alive; the
-// runtime only reads it. Dropping the `Py` without the GIL defers the decref to pyo3's
-// reference pool.
+// SAFETY: the pointer targets the data of `_array`, which this value keeps alive, and that
+// memory is immutable (`is_immutable` held when the value was built): no thread, Python or
+// Rust, writes it while it is shared. Dropping the `Py` without the GIL defers the decref
+// to pyo3's reference pool.
 unsafe impl<T> Send for NumpyMemory<T> {}
 unsafe impl<T> Sync for NumpyMemory<T> {}
 
@@ -84,6 +98,89 @@ fn bytes_to_numpy<'py>(py: Python<'py>, bytes: &Bytes) -> PyResult<Bound<'py, Py
     Ok(array.into_any())
 }
 
+/// Whether nobody can write `array`'s memory: its ultimate owner (the end of the `.base`
+/// chain) is a `bytes` object or memory of the runtime. An array that owns its memory is
+/// never immutable: numpy lets its owner set it writable again.
+fn is_immutable(array: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let mut owner = array.clone();
+    loop {
+        if owner.is_instance_of::<SharedSamples>()
+            || owner.is_instance_of::<SharedBytes>()
+            || owner.is_instance_of::<PyBytes>()
+        {
+            return Ok(true);
+        }
+        if owner.cast::<PyUntypedArray>().is_err() {
+            return Ok(false);
+        }
+        let base = owner.getattr("base")?;
+        if base.is_none() {
+            return Ok(false);
+        }
+        owner = base;
+    }
+}
+
+/// The array's elements as a shared buffer: in place when its memory is immutable,
+/// copied otherwise (see the module docs). The array must be C-contiguous.
+fn array_bytes(array: &Bound<'_, PyUntypedArray>) -> PyResult<Bytes> {
+    let nbytes: usize = array.getattr("nbytes")?.extract()?;
+    if nbytes == 0 {
+        return Ok(Bytes::new());
+    }
+    if is_immutable(array.as_any())? {
+        let ptr: usize = array
+            .getattr("__array_interface__")?
+            .get_item("data")?
+            .get_item(0)?
+            .extract()?;
+        return Ok(Bytes::from_owner(NumpyMemory {
+            _array: array.clone().into_any().unbind(),
+            ptr: ptr as *const u8,
+            len: nbytes,
+        }));
+    }
+    // One copy, into an immutable `bytes` object the buffer then keeps alive.
+    let raw = array.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+    Ok(bytes_object(raw))
+}
+
+/// The memory of a `bytes` object (immutable), shared without a copy.
+fn bytes_object(raw: Bound<'_, PyBytes>) -> Bytes {
+    let slice = raw.as_bytes();
+    let (ptr, len) = (slice.as_ptr(), slice.len());
+    Bytes::from_owner(NumpyMemory {
+        _array: raw.into_any().unbind(),
+        ptr,
+        len,
+    })
+}
+
+/// A frame of the runtime's codec from a Python buffer, decoded. A `bytes` frame is
+/// decoded in place (it is immutable); any other buffer is copied first.
+pub(crate) fn frame_from_py(py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<RuntimeData> {
+    let bytes = match frame.cast::<PyBytes>() {
+        Ok(bytes) => bytes_object(bytes.clone()),
+        Err(_) => bytes_object(
+            py.import("builtins")?
+                .getattr("bytes")?
+                .call1((frame,))?
+                .cast_into::<PyBytes>()?,
+        ),
+    };
+    remotemedia_runtime_core::data::codec::decode(bytes)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// A runtime error about data as a Python `ValueError`.
+fn data_error(what: &str, error: remotemedia_runtime_core::Error) -> PyErr {
+    let message = match error {
+        remotemedia_runtime_core::Error::InvalidData(why) => why,
+        other => other.to_string(),
+    };
+    PyValueError::new_err(format!("{what}: {message}"))
+}
+
 /// Checks an array argument: dtype (`float32`, `uint8`, ...), C-contiguity.
 fn contiguous(array: &Bound<'_, PyUntypedArray>, dtype: &str, what: &str) -> PyResult<()> {
     let actual = array.dtype().str()?.to_string();
@@ -102,9 +199,10 @@ fn contiguous(array: &Bound<'_, PyUntypedArray>, dtype: &str, what: &str) -> PyR
 
 /// Audio: interleaved float32 samples plus rate and channels.
 ///
-/// `samples` may be 1-D (interleaved) or 2-D `(frames, channels)`; it is shared with the
-/// runtime, not copied — do not modify it while a pipeline uses it. Outputs give
-/// read-only float32 views of the runtime's buffer.
+/// `samples` may be 1-D (interleaved) or 2-D `(frames, channels)`. A writable array is
+/// copied here, so writing to it afterwards never changes what the pipeline sees; arrays
+/// over immutable memory (outputs of the runtime, `numpy.frombuffer` of `bytes`) are
+/// shared without a copy. `samples` gives a read-only float32 view of the item's buffer.
 #[pyclass(module = "remotemedia", frozen)]
 pub(crate) struct Audio {
     samples: AudioSamples,
@@ -156,28 +254,23 @@ impl Audio {
                 )))
             }
         };
-        if channels == 0 || sample_rate == 0 {
-            return Err(PyValueError::new_err(
-                "Audio needs channels >= 1 and sample_rate >= 1",
-            ));
-        }
-        let len = array.len();
-        if len % usize::from(channels) != 0 {
-            return Err(PyValueError::new_err(format!(
-                "Audio has {len} samples, not a whole number of {channels}-channel frames"
-            )));
-        }
-        let typed = array.cast::<PyArrayDyn<f32>>()?;
-        let memory = NumpyMemory {
-            _array: typed.clone().into_any().unbind(),
-            ptr: typed.data() as *const f32,
-            len,
-        };
-        Ok(Self {
-            samples: AudioSamples::from_owner(memory),
+        let samples = AudioSamples::from_bytes(array_bytes(array)?)
+            .map_err(|e| data_error("Audio samples", e))?;
+        let stream_id: Option<Arc<str>> = stream_id.map(Arc::from);
+        RuntimeData::Audio {
+            samples: samples.clone(),
             sample_rate,
             channels,
-            stream_id,
+            stream_id: stream_id.clone(),
+            timestamp_us,
+        }
+        .check()
+        .map_err(|e| data_error("Audio", e))?;
+        Ok(Self {
+            samples,
+            sample_rate,
+            channels,
+            stream_id: stream_id.as_deref().map(str::to_owned),
             timestamp_us,
         })
     }
@@ -213,8 +306,7 @@ pub(crate) struct Video {
     width: u32,
     #[pyo3(get)]
     height: u32,
-    #[pyo3(get)]
-    format: String,
+    format: PixelFormat,
     #[pyo3(get)]
     codec: Option<String>,
     #[pyo3(get)]
@@ -243,37 +335,39 @@ impl Video {
         is_keyframe: bool,
         stream_id: Option<String>,
     ) -> PyResult<Self> {
-        if PixelFormat::parse(format).is_none() {
-            return Err(PyValueError::new_err(format!(
-                "unknown pixel format '{format}' (yuv420p, nv12, rgb24, rgba32, gray8, encoded)"
-            )));
-        }
+        let format = PixelFormat::parse_named(format).map_err(|e| data_error("Video", e))?;
         let pixels = if let Ok(array) = pixels.cast::<PyUntypedArray>() {
             contiguous(array, "uint8", "Video pixels")?;
-            let typed = array.cast::<PyArrayDyn<u8>>()?;
-            Bytes::from_owner(NumpyMemory {
-                _array: typed.clone().into_any().unbind(),
-                ptr: typed.data() as *const u8,
-                len: array.len(),
-            })
+            array_bytes(array)?
         } else if let Ok(bytes) = pixels.cast::<PyBytes>() {
-            Bytes::copy_from_slice(bytes.as_bytes())
+            bytes_object(bytes.clone())
         } else {
             return Err(PyTypeError::new_err(
                 "Video pixels must be a uint8 numpy array or bytes",
             ));
         };
-        Ok(Self {
+        let video = Self {
             pixels,
             width,
             height,
-            format: format.to_owned(),
+            format,
             codec,
             frame_number,
             timestamp_us,
             is_keyframe,
             stream_id,
-        })
+        };
+        video
+            .to_data()
+            .check()
+            .map_err(|e| data_error("Video", e))?;
+        Ok(video)
+    }
+
+    /// The pixel layout: `yuv420p`, `nv12`, `rgb24`, `rgba32`, `gray8` or `encoded`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.format.as_str()
     }
 
     /// The pixel bytes as a read-only uint8 numpy array (no copy).
@@ -287,10 +381,26 @@ impl Video {
             "Video({}x{} {}, frame {}, {} bytes)",
             self.width,
             self.height,
-            self.format,
+            self.format.as_str(),
             self.frame_number,
             self.pixels.len()
         )
+    }
+}
+
+impl Video {
+    fn to_data(&self) -> RuntimeData {
+        RuntimeData::Video {
+            pixel_data: self.pixels.clone(),
+            width: self.width,
+            height: self.height,
+            format: self.format,
+            codec: self.codec.clone(),
+            frame_number: self.frame_number,
+            timestamp_us: self.timestamp_us,
+            is_keyframe: self.is_keyframe,
+            stream_id: self.stream_id.as_deref().map(Arc::from),
+        }
     }
 }
 
@@ -303,6 +413,11 @@ pub(crate) struct Output {
     /// Emission order within the call or session.
     #[pyo3(get)]
     sequence: Option<u64>,
+    /// The sequence number of the input it came from (`send(item, sequence=...)`).
+    #[pyo3(get)]
+    input_sequence: Option<u64>,
+    /// The metadata of the input it came from.
+    metadata: std::collections::HashMap<String, String>,
     /// The value: str, dict/list, bytes, Audio, Video or a numpy array.
     #[pyo3(get)]
     data: Py<PyAny>,
@@ -310,6 +425,12 @@ pub(crate) struct Output {
 
 #[pymethods]
 impl Output {
+    /// The metadata of the input it came from, as a new dict.
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.metadata.clone().into_py_dict(py)
+    }
+
     /// Two outputs are equal when node, sequence and data are; an output also compares
     /// equal to a plain value equal to its data (`execute(...) == ["hello"]`).
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -337,10 +458,11 @@ impl Output {
             .repr()
             .map(|r| r.to_string())
             .unwrap_or_default();
+        let optional = |n: Option<u64>| n.map_or_else(|| "None".to_owned(), |n| n.to_string());
         format!(
-            "Output(node_id={:?}, sequence={:?}, data={data})",
+            "Output(node_id={:?}, sequence={}, data={data})",
             self.node_id.as_deref().unwrap_or(""),
-            self.sequence
+            optional(self.sequence)
         )
     }
 }
@@ -362,67 +484,34 @@ pub(crate) fn data_from_py(
         });
     }
     if let Ok(video) = item.cast::<Video>() {
-        let v = video.get();
-        return Ok(RuntimeData::Video {
-            pixel_data: v.pixels.clone(),
-            width: v.width,
-            height: v.height,
-            format: PixelFormat::parse(&v.format).unwrap_or(PixelFormat::Rgb24),
-            codec: v.codec.clone(),
-            frame_number: v.frame_number,
-            timestamp_us: v.timestamp_us,
-            is_keyframe: v.is_keyframe,
-            stream_id: v.stream_id.as_deref().map(Arc::from),
-        });
+        return Ok(video.get().to_data());
     }
     if let Ok(text) = item.cast::<pyo3::types::PyString>() {
         return Ok(RuntimeData::Text(text.to_string()));
     }
     if let Ok(bytes) = item.cast::<PyBytes>() {
-        return Ok(RuntimeData::Binary(Bytes::copy_from_slice(
-            bytes.as_bytes(),
-        )));
+        return Ok(RuntimeData::Binary(bytes_object(bytes.clone())));
     }
     if let Ok(bytes) = item.cast::<PyByteArray>() {
         return Ok(RuntimeData::Binary(Bytes::from(bytes.to_vec())));
     }
     if let Ok(array) = item.cast::<PyUntypedArray>() {
         let dtype_name = array.dtype().str()?.to_string();
-        let dtype = match dtype_name.as_str() {
-            "float32" => TensorDtype::F32,
-            "float64" => TensorDtype::F64,
-            "float16" => TensorDtype::F16,
-            "int8" => TensorDtype::I8,
-            "int16" => TensorDtype::I16,
-            "int32" => TensorDtype::I32,
-            "int64" => TensorDtype::I64,
-            "uint8" => TensorDtype::U8,
-            "bool" => TensorDtype::Bool,
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "{what}: numpy dtype {other} is not supported (float16/32/64, int8/16/32/64, uint8, bool); for audio wrap a float32 array in remotemedia.Audio"
-                )))
-            }
-        };
+        let dtype = TensorDtype::parse(&dtype_name).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "{what}: numpy dtype {dtype_name} is not supported (supported: {}); for audio wrap a float32 array in remotemedia.Audio",
+                TensorDtype::ALL.iter().map(TensorDtype::numpy_name).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
         let shape = array.shape().to_vec();
         let data = if array.is_c_contiguous() {
-            // Shared, not copied: the array stays alive while the runtime holds the data.
-            let nbytes: usize = array.getattr("nbytes")?.extract()?;
-            let ptr: usize = array
-                .getattr("__array_interface__")?
-                .get_item("data")?
-                .get_item(0)?
-                .extract()?;
-            Bytes::from_owner(NumpyMemory {
-                _array: array.clone().into_any().unbind(),
-                ptr: ptr as *const u8,
-                len: nbytes,
-            })
+            array_bytes(array)?
         } else {
-            let raw = array.call_method0("tobytes")?.cast_into::<PyBytes>()?;
-            Bytes::copy_from_slice(raw.as_bytes())
+            bytes_object(array.call_method0("tobytes")?.cast_into::<PyBytes>()?)
         };
-        return Ok(RuntimeData::Tensor { data, shape, dtype });
+        return RuntimeData::Tensor { data, shape, dtype }
+            .checked()
+            .map_err(|e| data_error(what, e));
     }
     let json_like = item.is_none()
         || item.is_instance_of::<PyDict>()
@@ -441,7 +530,7 @@ pub(crate) fn data_from_py(
         return Ok(RuntimeData::Json(value));
     }
     Err(PyTypeError::new_err(format!(
-        "{what}: cannot send a {} to a pipeline (use str, dict/list, bytes, remotemedia.Audio, remotemedia.Video or a numpy array)",
+        "{what}: cannot send a value of type {} to a pipeline (use str, dict/list, bytes, remotemedia.Audio, remotemedia.Video or a numpy array)",
         item.get_type().name()?
     )))
 }
@@ -481,7 +570,7 @@ pub(crate) fn data_to_py(py: Python<'_>, data: &RuntimeData) -> PyResult<Py<PyAn
                 pixels: pixel_data.clone(),
                 width: *width,
                 height: *height,
-                format: format.as_str().to_owned(),
+                format: *format,
                 codec: codec.clone(),
                 frame_number: *frame_number,
                 timestamp_us: *timestamp_us,
@@ -497,7 +586,7 @@ pub(crate) fn data_to_py(py: Python<'_>, data: &RuntimeData) -> PyResult<Py<PyAn
             .unbind(),
         RuntimeData::Binary(b) => PyBytes::new(py, b).into_any().unbind(),
         RuntimeData::Tensor { data, shape, dtype } => bytes_to_numpy(py, data)?
-            .call_method1("view", (numpy_dtype(dtype),))?
+            .call_method1("view", (dtype.numpy_name(),))?
             .call_method1("reshape", (shape.clone(),))?
             .unbind(),
         other => {
@@ -509,26 +598,13 @@ pub(crate) fn data_to_py(py: Python<'_>, data: &RuntimeData) -> PyResult<Py<PyAn
     })
 }
 
-fn numpy_dtype(dtype: &TensorDtype) -> &'static str {
-    match dtype {
-        TensorDtype::F32 => "float32",
-        TensorDtype::F64 => "float64",
-        TensorDtype::F16 => "float16",
-        TensorDtype::I8 => "int8",
-        TensorDtype::I16 => "int16",
-        TensorDtype::I32 => "int32",
-        TensorDtype::I64 => "int64",
-        TensorDtype::U8 => "uint8",
-        TensorDtype::Bool => "bool",
-        _ => "uint8",
-    }
-}
-
 /// A pipeline output → Python `Output`.
 pub(crate) fn output_to_py(py: Python<'_>, output: &TransportData) -> PyResult<Output> {
     Ok(Output {
         node_id: output.node_id().map(str::to_owned),
         sequence: output.sequence,
+        input_sequence: output.input_sequence,
+        metadata: output.metadata.clone(),
         data: data_to_py(py, &output.data)?,
     })
 }

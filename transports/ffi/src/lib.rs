@@ -12,7 +12,9 @@ use pyo3::exceptions::{PyException, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_runtime_core::manifest::Manifest;
-use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use remotemedia_runtime_core::transport::{
+    PipelineRunner, PipelineTransport, StreamSession as CoreSession, TransportData,
+};
 use remotemedia_runtime_core::Error;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -72,16 +74,15 @@ fn runner() -> PyResult<&'static PipelineRunner> {
     let python = Python::attach(|py| -> PyResult<Option<String>> {
         py.import("sys")?.getattr("executable")?.extract()
     })?;
-    let mut config = remotemedia_multiprocess::MultiprocessConfig::default();
-    let from_env = std::env::var_os(remotemedia_multiprocess::PYTHON_ENV).filter(|v| !v.is_empty());
-    config.python_executable = from_env.map(std::path::PathBuf::from).or_else(|| {
+    let mut setup = remotemedia_executors::RuntimeSetup::default();
+    let from_env = std::env::var_os(remotemedia_executors::PYTHON_ENV).filter(|v| !v.is_empty());
+    setup.multiprocess.python_executable = from_env.map(std::path::PathBuf::from).or_else(|| {
         python
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from)
     });
-    let mut registry = remotemedia_runtime_core::nodes::registry::NodeRegistry::with_builtins();
-    remotemedia_multiprocess::register(&mut registry, config);
-    let runner = PipelineRunner::with_registry(registry)
+    let runner = setup
+        .runner()
         .map_err(|e| RemoteMediaError::new_err(e.to_string()))?;
     Ok(RUNNER.get_or_init(|| runner))
 }
@@ -97,6 +98,20 @@ fn to_py_err(py: Python<'_>, error: &Error) -> PyErr {
     };
     let _ = err.value(py).setattr("node_id", error.node_id());
     err
+}
+
+/// A manifest from a dict, a JSON/YAML string, or a path to a manifest file, validated
+/// against the runner's registry (once; the session starts from the result).
+fn pipeline_from_py(
+    py: Python<'_>,
+    manifest: &Bound<'_, PyAny>,
+) -> PyResult<Arc<remotemedia_runtime_core::transport::ValidatedPipeline>> {
+    let manifest = manifest_from_py(py, manifest)?;
+    runner()?
+        .registry()
+        .validate_arc(manifest)
+        .map(Arc::new)
+        .map_err(|e| to_py_err(py, &e))
 }
 
 /// A manifest from a dict, a JSON/YAML string, or a path to a manifest file.
@@ -128,7 +143,7 @@ fn execute(
     manifest: &Bound<'_, PyAny>,
     inputs: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<Output>> {
-    let manifest = manifest_from_py(py, manifest)?;
+    let pipeline = pipeline_from_py(py, manifest)?;
     let items: Vec<Bound<'_, PyAny>> = if inputs.is_instance_of::<PyList>() {
         inputs.cast::<PyList>()?.iter().collect()
     } else {
@@ -144,7 +159,24 @@ fn execute(
     }
     let runner = runner()?;
     let rt = thread_runtime()?;
-    let outputs = py.detach(|| rt.block_on(runner.execute_collect(manifest, data)));
+    let outputs = py.detach(|| {
+        rt.block_on(async {
+            let session = runner.stream_pipeline(pipeline).await?;
+            let mut outputs = Vec::new();
+            for input in data {
+                // Drain between inputs so a long input list cannot fill the output queue.
+                session.send_input(input).await?;
+                while let Some(output) = session.recv_output().await? {
+                    outputs.push(output);
+                }
+            }
+            session.close().await?;
+            while let Some(output) = session.recv_output().await? {
+                outputs.push(output);
+            }
+            Ok::<_, Error>(outputs)
+        })
+    });
     let outputs = outputs.map_err(|e| to_py_err(py, &e))?;
     outputs.iter().map(|o| output_to_py(py, o)).collect()
 }
@@ -152,7 +184,7 @@ fn execute(
 /// A streaming session (see `open_session`).
 #[pyclass(module = "remotemedia", frozen)]
 struct StreamSession {
-    session: Arc<PipelineSession>,
+    session: Arc<dyn CoreSession>,
     /// The session's own runtime: whichever thread calls drives its node tasks.
     rt: Arc<tokio::runtime::Runtime>,
 }
@@ -162,14 +194,14 @@ impl StreamSession {
     /// Opens a session on `manifest` (dict, JSON/YAML string or path).
     #[new]
     fn new(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let manifest = manifest_from_py(py, manifest)?;
+        let pipeline = pipeline_from_py(py, manifest)?;
         let runner = runner()?;
         let rt = new_runtime()?;
         let session = py
-            .detach(|| rt.block_on(runner.create_stream_session(manifest)))
+            .detach(|| rt.block_on(runner.stream_pipeline(pipeline)))
             .map_err(|e| to_py_err(py, &e))?;
         Ok(Self {
-            session: Arc::new(session),
+            session: Arc::from(session),
             rt,
         })
     }
@@ -186,12 +218,23 @@ impl StreamSession {
         self.session.is_active()
     }
 
-    /// Sends one item (waits while the pipeline is backpressured).
-    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        let data = data_from_py(py, item, "item")?;
+    /// Sends one item (waits while the pipeline is backpressured). `sequence` and
+    /// `metadata` (str → str) travel with it: every output it leads to carries them as
+    /// `input_sequence` and `metadata`.
+    #[pyo3(signature = (item, sequence=None, metadata=None))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        item: &Bound<'_, PyAny>,
+        sequence: Option<u64>,
+        metadata: Option<std::collections::HashMap<String, String>>,
+    ) -> PyResult<()> {
+        let mut input = TransportData::new(data_from_py(py, item, "item")?)
+            .with_metadata_map(metadata.unwrap_or_default());
+        input.sequence = sequence;
         let session = Arc::clone(&self.session);
         let rt = Arc::clone(&self.rt);
-        py.detach(|| rt.block_on(session.send_input(TransportData::new(data))))
+        py.detach(|| rt.block_on(session.send_input(input)))
             .map_err(|e| to_py_err(py, &e))
     }
 
@@ -299,8 +342,16 @@ fn encode_frame<'py>(
     Ok(pyo3::types::PyBytes::new(py, &frame))
 }
 
-/// Parses a frame's header: `(kind, fields, payload_offset, payload_len)`. The caller
-/// views the payload in place (`decode_frame` does).
+/// Decodes one frame of the runtime's frame codec (bytes, bytearray, memoryview, any
+/// buffer). Audio samples, video pixels and tensor elements view the buffer in place when
+/// it is immutable (`bytes`, a read-only view) and are copied from writable buffers.
+#[pyfunction]
+fn decode_frame(py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let data = convert::frame_from_py(py, frame)?;
+    convert::data_to_py(py, &data)
+}
+
+/// Parses a frame's header: `(kind, fields, payload_offset, payload_len)`.
 #[pyfunction]
 fn frame_header(
     py: Python<'_>,
@@ -346,6 +397,7 @@ fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nodes, m)?)?;
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(frame_header, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_frame, m)?)?;
     m.add_class::<StreamSession>()?;
     m.add_class::<worker::WorkerChannel>()?;
     m.add_class::<Output>()?;

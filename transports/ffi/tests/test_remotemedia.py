@@ -66,8 +66,8 @@ def test_every_data_type_round_trips():
     assert outs[6].data == 42
 
 
-def test_audio_crosses_without_copying_in_both_directions():
-    samples = np.linspace(-1, 1, 48000, dtype=np.float32)
+def test_immutable_audio_crosses_without_copying_in_both_directions():
+    samples = np.frombuffer(np.linspace(-1, 1, 48000, dtype=np.float32).tobytes(), dtype=np.float32)
     [out] = remotemedia.execute(PASS, [remotemedia.Audio(samples, 48000, stream_id="audio:0", timestamp_us=7)])
     audio = out.data
     assert (audio.sample_rate, audio.channels, audio.stream_id, audio.timestamp_us) == (48000, 1, "audio:0", 7)
@@ -75,10 +75,32 @@ def test_audio_crosses_without_copying_in_both_directions():
     assert pointer(view) == pointer(samples), "the output views the input's memory"
     assert not view.flags.writeable, "shared memory is handed out read-only"
     np.testing.assert_array_equal(view, samples)
+    [again] = remotemedia.execute(PASS, [remotemedia.Audio(view, 48000)])
+    assert pointer(again.data.samples) == pointer(samples), "an output fed back in is not copied"
 
 
-def test_a_100_mb_array_costs_no_copy():
-    big = np.ones(25 * 1024 * 1024, dtype=np.float32)  # 100 MiB
+def test_a_writable_array_is_copied_so_later_writes_cannot_reach_the_pipeline():
+    samples = np.full(48000, 0.5, dtype=np.float32)
+    audio = remotemedia.Audio(samples, 48000)
+    samples[:] = -1.0  # the caller reuses its buffer right away
+    [out] = remotemedia.execute(PASS, [audio])
+    assert pointer(out.data.samples) != pointer(samples)
+    assert float(out.data.samples.min()) == 0.5, "the pipeline saw the audio as it was sent"
+
+
+def test_a_read_only_view_of_writable_memory_is_copied_too():
+    owner = np.full(1000, 0.25, dtype=np.float32)
+    view = owner[:]
+    view.flags.writeable = False  # the owner stays writable
+    audio = remotemedia.Audio(view, 16000)
+    owner[:] = 0.0
+    [out] = remotemedia.execute(PASS, [audio])
+    assert float(out.data.samples.max()) == 0.25
+
+
+def test_a_100_mb_immutable_buffer_costs_no_copy():
+    raw = bytes(100 * 1024 * 1024)  # 100 MiB of silence
+    big = np.frombuffer(raw, dtype=np.float32)
     tracemalloc.start()
     [out] = remotemedia.execute(PASS, [remotemedia.Audio(big, 48000)])
     view = out.data.samples
@@ -202,7 +224,7 @@ def test_non_contiguous_array_is_a_value_error():
 def test_ragged_audio_and_unsupported_items_are_rejected():
     with pytest.raises(ValueError, match="not a whole number of 2-channel frames"):
         remotemedia.Audio(np.zeros(5, dtype=np.float32), 16000, channels=2)
-    with pytest.raises(TypeError, match=r"inputs\[1\]: cannot send a object"):
+    with pytest.raises(TypeError, match=r"inputs\[1\]: cannot send a value of type object"):
         remotemedia.execute(PASS, ["fine", object()])
 
 

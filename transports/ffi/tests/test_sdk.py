@@ -95,12 +95,19 @@ def test_frame_codec_round_trips_every_type():
             assert back == item
 
 
-def test_decoding_views_the_buffer_in_place():
-    frame = bytearray(remotemedia.encode_frame(remotemedia.Audio(np.ones(1024, dtype=np.float32), 16000)))
-    audio = remotemedia.decode_frame(memoryview(frame))
+def test_decoding_views_an_immutable_buffer_in_place():
+    frame = remotemedia.encode_frame(remotemedia.Audio(np.ones(1024, dtype=np.float32), 16000))
+    audio = remotemedia.decode_frame(frame)
     _, _, offset, _ = remotemedia._remotemedia.frame_header(frame)
     base = np.frombuffer(frame, dtype=np.uint8).__array_interface__["data"][0]
     assert audio.samples.__array_interface__["data"][0] == base + offset
+
+
+def test_decoding_a_writable_buffer_copies_it():
+    frame = bytearray(remotemedia.encode_frame(remotemedia.Audio(np.ones(1024, dtype=np.float32), 16000)))
+    audio = remotemedia.decode_frame(memoryview(frame))
+    frame[-4:] = bytes(4)  # the caller reuses its buffer
+    assert float(audio.samples[-1]) == 1.0
 
 
 def test_bad_frames_are_rejected():

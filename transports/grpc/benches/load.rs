@@ -103,6 +103,7 @@ async fn session(
                     stream_id: None,
                     timestamp_us: sent * 20_000,
                 })),
+                ..Default::default()
             })),
         };
         last_send.store(origin.elapsed().as_micros() as u64, Ordering::Release);

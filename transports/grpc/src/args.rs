@@ -36,17 +36,12 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// The server configuration these flags describe.
     /// The runner these flags describe: built-in nodes plus Python nodes in workers.
     pub fn runner(&self) -> anyhow::Result<PipelineRunner> {
-        let config = remotemedia_multiprocess::MultiprocessConfig {
-            python_executable: self.python.clone(),
-            warm_workers: self.warm_workers,
-            ..Default::default()
-        };
-        Ok(PipelineRunner::with_registry(
-            remotemedia_multiprocess::registry_with_python(config),
-        )?)
+        let mut setup = remotemedia_executors::RuntimeSetup::default();
+        setup.multiprocess.python_executable = self.python.clone();
+        setup.multiprocess.warm_workers = self.warm_workers;
+        Ok(setup.runner()?)
     }
 
     /// The server configuration these flags describe.

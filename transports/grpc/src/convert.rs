@@ -6,49 +6,45 @@ use remotemedia_runtime_core::transport::TransportData;
 use std::sync::Arc;
 use tonic::Status;
 
+/// A client's input → `TransportData`: the item, checked
+/// ([`RuntimeData::check`]), with the client's sequence number and metadata. `what`
+/// names the item in errors (e.g. `inputs[2]`).
+pub fn input_from_proto(mut item: proto::DataItem, what: &str) -> Result<TransportData, Status> {
+    let sequence = item.sequence;
+    let metadata = std::mem::take(&mut item.metadata);
+    let mut input = TransportData::new(from_proto(item, what)?).with_metadata_map(metadata);
+    input.sequence = sequence;
+    Ok(input)
+}
+
 // Audio samples travel as little-endian f32; on a little-endian host (every supported
 // target) that is the in-memory layout, so conversion shares buffers instead of copying.
 #[cfg(target_endian = "big")]
 compile_error!("remotemedia-grpc assumes a little-endian host for zero-copy audio");
 
-/// Protobuf → `RuntimeData`. `what` names the item in errors (e.g. `inputs[2]`).
+/// Protobuf → `RuntimeData`, checked ([`RuntimeData::check`]: rates, channels, whole
+/// frames, video and tensor sizes). `what` names the item in errors (e.g. `inputs[2]`).
 pub fn from_proto(item: proto::DataItem, what: &str) -> Result<RuntimeData, Status> {
     use proto::data_item::Payload;
     let invalid = |why: String| Status::invalid_argument(format!("{what}: {why}"));
+    let bad = |e: remotemedia_runtime_core::Error| match e {
+        remotemedia_runtime_core::Error::InvalidData(why) => invalid(why),
+        other => invalid(other.to_string()),
+    };
     let payload = item.payload.ok_or_else(|| {
         invalid("the data item is empty (set audio, video, text, json, binary or tensor)".into())
     })?;
-    Ok(match payload {
-        Payload::Audio(a) => {
-            if a.channels == 0 || a.channels > u32::from(u16::MAX) {
-                return Err(invalid(format!("audio has {} channels", a.channels)));
-            }
-            if a.sample_rate == 0 {
-                return Err(invalid("audio has a sample rate of 0".into()));
-            }
-            let frame_bytes = 4 * a.channels as usize;
-            if a.samples.len() % frame_bytes != 0 {
-                return Err(invalid(format!(
-                    "audio payload of {} bytes is not a whole number of {}-channel f32 frames",
-                    a.samples.len(),
-                    a.channels
-                )));
-            }
-            RuntimeData::Audio {
-                samples: AudioSamples::from_bytes(a.samples).map_err(|e| invalid(e.to_string()))?,
-                sample_rate: a.sample_rate,
-                channels: a.channels as u16,
-                stream_id: a.stream_id.map(Arc::from),
-                timestamp_us: a.timestamp_us,
-            }
-        }
+    let data = match payload {
+        Payload::Audio(a) => RuntimeData::Audio {
+            channels: u16::try_from(a.channels)
+                .map_err(|_| invalid(format!("audio has {} channels", a.channels)))?,
+            samples: AudioSamples::from_bytes(a.samples).map_err(bad)?,
+            sample_rate: a.sample_rate,
+            stream_id: a.stream_id.map(Arc::from),
+            timestamp_us: a.timestamp_us,
+        },
         Payload::Video(v) => RuntimeData::Video {
-            format: PixelFormat::parse(&v.format).ok_or_else(|| {
-                invalid(format!(
-                    "unknown pixel format '{}' (yuv420p, nv12, rgb24, rgba32, gray8, encoded)",
-                    v.format
-                ))
-            })?,
+            format: PixelFormat::parse_named(&v.format).map_err(bad)?,
             pixel_data: v.pixel_data,
             width: v.width,
             height: v.height,
@@ -64,31 +60,18 @@ pub fn from_proto(item: proto::DataItem, what: &str) -> Result<RuntimeData, Stat
                 .map_err(|e| invalid(format!("json payload is not JSON: {e}")))?,
         ),
         Payload::Binary(b) => RuntimeData::Binary(b),
-        Payload::Tensor(t) => {
-            let dtype = TensorDtype::parse(&t.dtype).ok_or_else(|| {
-                invalid(format!(
-                    "unknown tensor dtype '{}' (f32, f64, f16, i8, i16, i32, i64, u8, bool)",
-                    t.dtype
-                ))
-            })?;
-            let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-            let elements = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-            if elements.and_then(|n| n.checked_mul(dtype.size_bytes())) != Some(t.data.len()) {
-                return Err(invalid(format!(
-                    "tensor of shape {shape:?} and dtype {} needs {} bytes, got {}",
-                    dtype.as_str(),
-                    elements.map_or("too many".to_owned(), |n| (n * dtype.size_bytes())
-                        .to_string()),
-                    t.data.len()
-                )));
-            }
-            RuntimeData::Tensor {
-                data: t.data,
-                shape,
-                dtype,
-            }
-        }
-    })
+        Payload::Tensor(t) => RuntimeData::Tensor {
+            dtype: TensorDtype::parse_named(&t.dtype).map_err(bad)?,
+            shape: t
+                .shape
+                .iter()
+                .map(|&d| usize::try_from(d))
+                .collect::<Result<_, _>>()
+                .map_err(|_| invalid("a tensor dimension does not fit in memory".to_owned()))?,
+            data: t.data,
+        },
+    };
+    data.checked().map_err(bad)
 }
 
 /// `RuntimeData` → protobuf.
@@ -145,18 +128,19 @@ pub fn to_proto(data: &RuntimeData) -> proto::DataItem {
     };
     proto::DataItem {
         payload: Some(payload),
+        sequence: None,
+        metadata: Default::default(),
     }
 }
 
 /// A pipeline output → protobuf.
 pub fn output_to_proto(output: &TransportData, fallback_sequence: u64) -> proto::Output {
-    let mut metadata = output.metadata.clone();
-    metadata.remove(TransportData::NODE_ID_KEY);
     proto::Output {
         node_id: output.node_id().unwrap_or_default().to_owned(),
         sequence: output.sequence.unwrap_or(fallback_sequence),
         data: Some(to_proto(&output.data)),
-        metadata,
+        metadata: output.metadata.clone(),
+        input_sequence: output.input_sequence,
     }
 }
 
@@ -219,22 +203,62 @@ mod tests {
         assert_eq!(a.samples.as_ptr(), samples.as_bytes().as_ptr());
     }
 
-    #[test]
-    fn ragged_audio_is_rejected_with_its_position() {
-        let item = proto::DataItem {
+    fn audio_item(bytes: usize, channels: u32) -> proto::DataItem {
+        proto::DataItem {
             payload: Some(proto::data_item::Payload::Audio(proto::AudioData {
-                samples: Bytes::from(vec![0u8; 12]),
+                samples: Bytes::from(vec![0u8; bytes]),
                 sample_rate: 16_000,
-                channels: 2,
+                channels,
                 stream_id: None,
                 timestamp_us: 0,
             })),
-        };
-        let status = from_proto(item, "inputs[3]").unwrap_err();
+            sequence: None,
+            metadata: Default::default(),
+        }
+    }
+
+    #[test]
+    fn ragged_audio_is_rejected_with_its_position() {
+        let status = from_proto(audio_item(12, 2), "inputs[3]").unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(
             status.message(),
-            "inputs[3]: audio payload of 12 bytes is not a whole number of 2-channel f32 frames"
+            "inputs[3]: audio has 3 samples, not a whole number of 2-channel frames"
         );
+    }
+
+    #[test]
+    fn a_video_frame_of_the_wrong_size_is_rejected() {
+        let item = proto::DataItem {
+            payload: Some(proto::data_item::Payload::Video(proto::VideoData {
+                pixel_data: Bytes::from(vec![0u8; 10]),
+                width: 2,
+                height: 2,
+                format: "rgb24".into(),
+                codec: None,
+                frame_number: 0,
+                timestamp_us: 0,
+                is_keyframe: true,
+                stream_id: None,
+            })),
+            sequence: None,
+            metadata: Default::default(),
+        };
+        let status = from_proto(item, "data frame 0").unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "data frame 0: a 2x2 rgb24 video frame has 12 bytes, got 10"
+        );
+    }
+
+    #[test]
+    fn input_sequence_and_metadata_reach_the_transport_data() {
+        let mut item = audio_item(8, 1);
+        item.sequence = Some(41);
+        item.metadata.insert("utterance".into(), "u-7".into());
+        let input = input_from_proto(item, "inputs[0]").expect("valid");
+        assert_eq!(input.sequence, Some(41));
+        assert_eq!(input.metadata["utterance"], "u-7");
     }
 }

@@ -14,7 +14,9 @@
 //! - Errors map to status codes as documented in [`status`], with the failing node's id in
 //!   the `x-remotemedia-node-id` metadata entry.
 //!
-//! [`GrpcTransport`] is the [`PipelineTransport`] the service is built on.
+//! The service validates each manifest once with the runner and drives every session
+//! through the core's transport traits ([`PipelineTransport`](remotemedia_runtime_core::transport::PipelineTransport),
+//! [`StreamSession`](remotemedia_runtime_core::transport::StreamSession)).
 
 pub mod args;
 pub mod convert;
@@ -33,12 +35,8 @@ pub mod proto {
 
 pub use service::{PipelineServiceImpl, ShutdownPhase};
 
-use async_trait::async_trait;
 use proto::pipeline_service_server::PipelineServiceServer;
-use remotemedia_runtime_core::manifest::Manifest;
-use remotemedia_runtime_core::transport::{
-    PipelineRunner, PipelineTransport, StreamSession, TransportData,
-};
+use remotemedia_runtime_core::transport::PipelineRunner;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,42 +73,6 @@ impl Default for ServerConfig {
             auth_token: None,
             shutdown_grace: Duration::from_secs(10),
         }
-    }
-}
-
-/// The core's transport traits over a [`PipelineRunner`]; what the gRPC service runs on.
-#[derive(Debug, Clone)]
-pub struct GrpcTransport {
-    runner: PipelineRunner,
-}
-
-impl GrpcTransport {
-    /// A transport over `runner`.
-    pub fn new(runner: PipelineRunner) -> Self {
-        Self { runner }
-    }
-
-    /// The runner behind the transport.
-    pub fn runner(&self) -> &PipelineRunner {
-        &self.runner
-    }
-}
-
-#[async_trait]
-impl PipelineTransport for GrpcTransport {
-    async fn execute(
-        &self,
-        manifest: Arc<Manifest>,
-        input: TransportData,
-    ) -> remotemedia_runtime_core::Result<TransportData> {
-        self.runner.execute_unary(manifest, input).await
-    }
-
-    async fn stream(
-        &self,
-        manifest: Arc<Manifest>,
-    ) -> remotemedia_runtime_core::Result<Box<dyn StreamSession>> {
-        Ok(Box::new(self.runner.create_stream_session(manifest).await?))
     }
 }
 

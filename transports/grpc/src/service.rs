@@ -1,6 +1,6 @@
 //! The `remotemedia.v1.PipelineService` implementation.
 
-use crate::convert::{from_proto, output_to_proto};
+use crate::convert::{input_from_proto, output_to_proto};
 use crate::proto::pipeline_service_server::PipelineService;
 use crate::proto::{self, stream_request, stream_response};
 use crate::status::status_from_error;
@@ -8,7 +8,9 @@ use crate::ServerConfig;
 use futures::Stream;
 use prost::Message;
 use remotemedia_runtime_core::manifest::Manifest;
-use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
+use remotemedia_runtime_core::transport::{
+    PipelineRunner, PipelineTransport, StreamSession, ValidatedPipeline,
+};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -82,9 +84,25 @@ impl PipelineServiceImpl {
         })
     }
 
-    fn parse_manifest(text: &str) -> Result<Arc<Manifest>, Status> {
-        Manifest::parse(text)
+    /// Parses and validates a client's manifest, once.
+    fn validate_manifest(&self, text: &str) -> Result<Arc<ValidatedPipeline>, Status> {
+        let manifest = Manifest::parse(text).map_err(|e| status_from_error(&e))?;
+        self.runner
+            .registry()
+            .validate_arc(Arc::new(manifest))
             .map(Arc::new)
+            .map_err(|e| status_from_error(&e))
+    }
+
+    /// Starts a session on a validated pipeline, through the transport traits.
+    async fn open_session(
+        &self,
+        pipeline: Arc<ValidatedPipeline>,
+    ) -> Result<Arc<dyn StreamSession>, Status> {
+        self.runner
+            .stream_pipeline(pipeline)
+            .await
+            .map(Arc::from)
             .map_err(|e| status_from_error(&e))
     }
 }
@@ -101,23 +119,27 @@ impl PipelineService for PipelineServiceImpl {
         if len > self.config.max_message_bytes {
             return Err(too_large("the request", len, self.config.max_message_bytes));
         }
-        let manifest = Self::parse_manifest(&request.manifest)?;
+        let pipeline = self.validate_manifest(&request.manifest)?;
         let inputs = request
             .inputs
             .into_iter()
             .enumerate()
-            .map(|(i, item)| from_proto(item, &format!("inputs[{i}]")).map(TransportData::new))
+            .map(|(i, item)| input_from_proto(item, &format!("inputs[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = self
-            .runner
-            .execute_collect(manifest, inputs)
-            .await
-            .map_err(|e| status_from_error(&e))?;
-        let outputs: Vec<proto::Output> = outputs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| output_to_proto(o, i as u64))
-            .collect();
+        let session = self.open_session(pipeline).await?;
+        let mut outputs: Vec<proto::Output> = Vec::new();
+        let failed = |e: remotemedia_runtime_core::Error| status_from_error(&e);
+        for input in inputs {
+            // Drain between inputs so a long input list cannot fill the output queue.
+            session.send_input(input).await.map_err(failed)?;
+            while let Some(output) = session.recv_output().await.map_err(failed)? {
+                outputs.push(output_to_proto(&output, outputs.len() as u64));
+            }
+        }
+        session.close().await.map_err(failed)?;
+        while let Some(output) = session.recv_output().await.map_err(failed)? {
+            outputs.push(output_to_proto(&output, outputs.len() as u64));
+        }
         let response = proto::ExecuteResponse { outputs };
         let len = response.encoded_len();
         if len > self.config.max_message_bytes {
@@ -159,13 +181,8 @@ impl PipelineService for PipelineServiceImpl {
                 "the first message of a stream must be `open` with a manifest",
             ));
         };
-        let manifest = Self::parse_manifest(&open.manifest)?;
-        let session = Arc::new(
-            self.runner
-                .create_stream_session(manifest)
-                .await
-                .map_err(|e| status_from_error(&e))?,
-        );
+        let pipeline = self.validate_manifest(&open.manifest)?;
+        let session = self.open_session(pipeline).await?;
         let session_id = session.session_id().to_owned();
         tracing::info!(%session_id, "stream session opened");
 
@@ -230,7 +247,7 @@ impl PipelineService for PipelineServiceImpl {
 /// Sends the session's outputs to the client until it ends, then `closed` (or the error).
 /// Holds the session slot until the stream is over.
 async fn forward_outputs(
-    session: Arc<PipelineSession>,
+    session: Arc<dyn StreamSession>,
     tx: mpsc::Sender<Result<proto::StreamResponse, Status>>,
     mut abort: watch::Receiver<Option<Status>>,
     _permit: OwnedSemaphorePermit,
@@ -290,7 +307,7 @@ async fn aborted(abort: &mut watch::Receiver<Option<Status>>) -> Status {
 
 /// Feeds client frames into the session; handles close, cancel, idle timeout, shutdown.
 async fn forward_inputs(
-    session: Arc<PipelineSession>,
+    session: Arc<dyn StreamSession>,
     mut inbound: Streaming<proto::StreamRequest>,
     abort: watch::Sender<Option<Status>>,
     mut shutdown: watch::Receiver<ShutdownPhase>,
@@ -338,15 +355,15 @@ async fn forward_inputs(
                     ));
                     return;
                 }
-                let data = match from_proto(item, &format!("data frame {frames}")) {
-                    Ok(data) => data,
+                let input = match input_from_proto(item, &format!("data frame {frames}")) {
+                    Ok(input) => input,
                     Err(status) => {
                         end(status);
                         return;
                     }
                 };
                 frames += 1;
-                if session.send_input(TransportData::new(data)).await.is_err() {
+                if session.send_input(input).await.is_err() {
                     // The session failed; forward_outputs reports the error.
                     return;
                 }

@@ -66,12 +66,14 @@ impl TestServer {
 fn text(t: &str) -> DataItem {
     DataItem {
         payload: Some(Payload::Text(t.into())),
+        ..Default::default()
     }
 }
 
 fn json(v: serde_json::Value) -> DataItem {
     DataItem {
         payload: Some(Payload::Json(v.to_string())),
+        ..Default::default()
     }
 }
 
@@ -89,6 +91,7 @@ fn audio(samples: &[f32], rate: u32, channels: u32, ts: u64) -> DataItem {
             stream_id: Some("audio:0".into()),
             timestamp_us: ts,
         })),
+        ..Default::default()
     }
 }
 
@@ -145,6 +148,7 @@ async fn every_data_type_round_trips_through_a_pipeline() {
         json(serde_json::json!({"nested": {"list": [1, 2.5, null]}})),
         DataItem {
             payload: Some(Payload::Binary(Bytes::from_static(&[0, 1, 255]))),
+            ..Default::default()
         },
         DataItem {
             payload: Some(Payload::Video(proto::VideoData {
@@ -158,6 +162,7 @@ async fn every_data_type_round_trips_through_a_pipeline() {
                 is_keyframe: true,
                 stream_id: Some("video:0".into()),
             })),
+            ..Default::default()
         },
         DataItem {
             payload: Some(Payload::Tensor(proto::TensorData {
@@ -165,6 +170,7 @@ async fn every_data_type_round_trips_through_a_pipeline() {
                 shape: vec![2, 2],
                 dtype: "f32".into(),
             })),
+            ..Default::default()
         },
     ];
     let response = client
@@ -356,7 +362,7 @@ async fn each_error_class_has_its_code_and_names_the_node() {
     assert!(
         ragged
             .message()
-            .starts_with("inputs[1]: audio payload of 12 bytes"),
+            .starts_with("inputs[1]: audio has 3 samples, not a whole number of 2-channel frames"),
         "{}",
         ragged.message()
     );
@@ -718,28 +724,4 @@ async fn cancel_ends_the_session_with_cancelled() {
     assert_eq!(status.code(), Code::Cancelled);
     assert_eq!(status.message(), "session cancelled by the client");
     server.shutdown().await;
-}
-
-#[tokio::test]
-async fn grpc_transport_implements_the_core_transport_traits() {
-    use remotemedia_grpc::GrpcTransport;
-    use remotemedia_runtime_core::data::RuntimeData;
-    use remotemedia_runtime_core::manifest::Manifest;
-    use remotemedia_runtime_core::transport::{PipelineTransport, TransportData};
-    use std::sync::Arc;
-
-    let transport = GrpcTransport::new(PipelineRunner::new().expect("runner"));
-    let manifest = Arc::new(Manifest::from_yaml(CALC).expect("manifest"));
-    let request = serde_json::json!({"operation": "subtract", "operands": [10, 4]});
-    let out = transport
-        .execute(
-            Arc::clone(&manifest),
-            TransportData::new(RuntimeData::Json(request)),
-        )
-        .await
-        .expect("execute");
-    assert_eq!(out.data.as_json().expect("json")["result"], 6);
-    let session = transport.stream(manifest).await.expect("stream");
-    assert!(session.is_active());
-    session.close().await.expect("close");
 }

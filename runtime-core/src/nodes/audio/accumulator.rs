@@ -1,8 +1,10 @@
 //! `AudioBufferAccumulatorNode`: turns VAD events and audio into one Audio per utterance.
 
 use super::dsp::{audio, audio_view, frames_to_us};
+use super::streams::PerStream;
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
@@ -13,6 +15,56 @@ use std::sync::Arc;
 /// Audio kept beyond `pre_roll_ms` during silence, so that a speech start the VAD confirms
 /// late (it reports when the speech began) still gets its full pre-roll.
 const ONSET_ALLOWANCE_MS: u64 = 2000;
+
+/// Params of [`AudioBufferAccumulatorNode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioBufferAccumulatorParams {
+    /// Shorter utterances are discarded.
+    pub min_utterance_duration_ms: u64,
+    /// Longer utterances are split.
+    pub max_utterance_duration_ms: u64,
+    /// Audio kept from before speech starts.
+    pub pre_roll_ms: u64,
+}
+
+impl Default for AudioBufferAccumulatorParams {
+    fn default() -> Self {
+        Self {
+            min_utterance_duration_ms: 250,
+            max_utterance_duration_ms: 30_000,
+            pre_roll_ms: 300,
+        }
+    }
+}
+
+impl NodeParams for AudioBufferAccumulatorParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .integer(
+                "min_utterance_duration_ms",
+                Some(d.min_utterance_duration_ms as i64),
+                0,
+                3_600_000,
+                "shorter utterances are discarded",
+            )
+            .integer(
+                "max_utterance_duration_ms",
+                Some(d.max_utterance_duration_ms as i64),
+                1,
+                3_600_000,
+                "longer utterances are split",
+            )
+            .integer(
+                "pre_roll_ms",
+                Some(d.pre_roll_ms as i64),
+                0,
+                60_000,
+                "audio kept from before speech starts",
+            )
+    }
+}
 
 /// Collects speech into utterances, driven by VAD events (`VADNode`, `SileroVADNode`:
 /// Json with `is_speech_start` / `is_speech_end`, each followed by the audio it describes).
@@ -27,13 +79,33 @@ const ONSET_ALLOWANCE_MS: u64 = 2000;
 /// - Utterances whose speech part (without pre-roll) is shorter than
 ///   `min_utterance_duration_ms` are discarded. Nothing is emitted during silence.
 ///
+/// Each audio track (`stream_id`) is collected on its own. A VAD event applies to the
+/// track its `stream_id` field names (the native `VADNode` and `SileroVADNode` set it for
+/// tagged audio); an event without one applies to the track of the next audio item.
+///
 /// VAD events are consumed; other Json, text and the like pass through.
 #[derive(Debug, Clone)]
 pub struct AudioBufferAccumulatorNode {
+    settings: Settings,
+    tracks: PerStream<Track>,
+    /// VAD events naming no track, waiting for the audio they describe.
+    unrouted: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
     min_utterance_ms: u64,
     max_utterance_ms: u64,
     pre_roll_ms: u64,
-    /// Recent silent audio: (samples, timestamp).
+}
+
+/// Events without a `stream_id` kept at most before the audio they describe arrives.
+const MAX_UNROUTED_EVENTS: usize = 16;
+
+/// What the node keeps for one track.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    /// Recent silent audio.
     pre_roll: VecDeque<Segment>,
     utterance: Option<Utterance>,
     /// A speech end was announced; it applies after the next audio item.
@@ -107,50 +179,32 @@ impl AudioBufferAccumulatorNode {
     /// An accumulator with the given durations (ms).
     pub fn new(min_utterance_ms: u64, max_utterance_ms: u64, pre_roll_ms: u64) -> Self {
         Self {
-            min_utterance_ms,
-            max_utterance_ms: max_utterance_ms.max(1),
-            pre_roll_ms,
-            pre_roll: VecDeque::new(),
-            utterance: None,
-            end_pending: false,
+            settings: Settings {
+                min_utterance_ms,
+                max_utterance_ms: max_utterance_ms.max(1),
+                pre_roll_ms,
+            },
+            tracks: PerStream::default(),
+            unrouted: Vec::new(),
         }
     }
+}
 
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .integer(
-                "min_utterance_duration_ms",
-                Some(250),
-                0,
-                3_600_000,
-                "shorter utterances are discarded",
-            )
-            .integer(
-                "max_utterance_duration_ms",
-                Some(30_000),
-                1,
-                3_600_000,
-                "longer utterances are split",
-            )
-            .integer(
-                "pre_roll_ms",
-                Some(300),
-                0,
-                60_000,
-                "audio kept from before speech starts",
-            )
-    }
-
+impl Track {
     /// A new utterance holding the pre-roll: audio from `pre_roll_ms` before the speech
     /// start the VAD reported (or the last `pre_roll_ms`, when it reported none). Segments
     /// of another layout than the newest are dropped.
-    fn utterance_from_pre_roll(&mut self, speech_start_us: Option<u64>) -> Utterance {
+    fn utterance_from_pre_roll(
+        &mut self,
+        settings: &Settings,
+        speech_start_us: Option<u64>,
+    ) -> Utterance {
         let segments = std::mem::take(&mut self.pre_roll);
         let Some(last) = segments.back() else {
             return Utterance::default();
         };
         let end_us = last.format.timestamp_us + last.format.duration_us(&last.samples);
-        let pre_roll_us = self.pre_roll_ms * 1000;
+        let pre_roll_us = settings.pre_roll_ms * 1000;
         let keep_from_us = match speech_start_us {
             Some(start) => start.saturating_sub(pre_roll_us),
             None => end_us.saturating_sub(pre_roll_us),
@@ -180,14 +234,14 @@ impl AudioBufferAccumulatorNode {
         utterance
     }
 
-    fn emit(&mut self, outputs: &mut Outputs) {
+    fn emit(&mut self, settings: &Settings, outputs: &mut Outputs) {
         let Some(u) = self.utterance.take() else {
             return;
         };
         let Some(format) = u.format.clone() else {
             return;
         };
-        if u.speech_ms() >= self.min_utterance_ms && !u.samples.is_empty() {
+        if u.speech_ms() >= settings.min_utterance_ms && !u.samples.is_empty() {
             outputs.push(audio(
                 u.samples,
                 format.sample_rate,
@@ -198,7 +252,7 @@ impl AudioBufferAccumulatorNode {
         }
     }
 
-    fn on_event(&mut self, event: &Value) {
+    fn on_event(&mut self, settings: &Settings, event: &Value) {
         let flag = |key: &str| event.get(key).and_then(Value::as_bool).unwrap_or(false);
         if flag("is_speech_start") && self.utterance.is_none() {
             self.end_pending = false;
@@ -206,7 +260,7 @@ impl AudioBufferAccumulatorNode {
                 .get("speech_start_ms")
                 .and_then(Value::as_f64)
                 .map(|ms| (ms.max(0.0) * 1000.0) as u64);
-            let utterance = self.utterance_from_pre_roll(speech_start_us);
+            let utterance = self.utterance_from_pre_roll(settings, speech_start_us);
             self.utterance = Some(utterance);
         }
         if flag("is_speech_end") && self.utterance.is_some() {
@@ -214,10 +268,10 @@ impl AudioBufferAccumulatorNode {
         }
     }
 
-    fn on_audio(&mut self, segment: Segment, outputs: &mut Outputs) {
+    fn on_audio(&mut self, settings: &Settings, segment: Segment, outputs: &mut Outputs) {
         let Some(utterance) = self.utterance.as_mut() else {
             self.pre_roll.push_back(segment);
-            self.trim_pre_roll();
+            self.trim_pre_roll(settings);
             return;
         };
         match &utterance.format {
@@ -232,19 +286,19 @@ impl AudioBufferAccumulatorNode {
             }
             Some(_) => {
                 // The format changed mid-utterance: close it and continue with a new one.
-                self.emit(outputs);
+                self.emit(settings, outputs);
                 self.utterance = Some(Utterance::starting_with(segment));
             }
         }
         if self.end_pending {
             self.end_pending = false;
-            self.emit(outputs);
+            self.emit(settings, outputs);
             return;
         }
         let too_long = self
             .utterance
             .as_ref()
-            .is_some_and(|u| u.duration_us() / 1000 >= self.max_utterance_ms);
+            .is_some_and(|u| u.duration_us() / 1000 >= settings.max_utterance_ms);
         if too_long {
             // Split: emit what we have; the same speech continues in a new utterance.
             let next = self.utterance.as_ref().and_then(|u| {
@@ -253,7 +307,7 @@ impl AudioBufferAccumulatorNode {
                     ..f.clone()
                 })
             });
-            self.emit(outputs);
+            self.emit(settings, outputs);
             self.utterance = Some(Utterance {
                 samples: Vec::new(),
                 format: next,
@@ -262,9 +316,9 @@ impl AudioBufferAccumulatorNode {
         }
     }
 
-    fn trim_pre_roll(&mut self) {
+    fn trim_pre_roll(&mut self, settings: &Settings) {
         // Keep enough to reach back from a late-confirmed speech start.
-        let keep_us = (self.pre_roll_ms + ONSET_ALLOWANCE_MS) * 1000;
+        let keep_us = (settings.pre_roll_ms + ONSET_ALLOWANCE_MS) * 1000;
         let mut total: u64 = self
             .pre_roll
             .iter()
@@ -294,7 +348,23 @@ impl AudioBufferAccumulatorNode {
 
 impl Default for AudioBufferAccumulatorNode {
     fn default() -> Self {
-        Self::new(250, 30_000, 300)
+        let params = AudioBufferAccumulatorParams::default();
+        Self::new(
+            params.min_utterance_duration_ms,
+            params.max_utterance_duration_ms,
+            params.pre_roll_ms,
+        )
+    }
+}
+
+impl ConfigurableNode for AudioBufferAccumulatorNode {
+    type Params = AudioBufferAccumulatorParams;
+    fn from_params(params: AudioBufferAccumulatorParams) -> Result<Self> {
+        Ok(Self::new(
+            params.min_utterance_duration_ms,
+            params.max_utterance_duration_ms,
+            params.pre_roll_ms,
+        ))
     }
 }
 
@@ -314,7 +384,22 @@ impl Node for AudioBufferAccumulatorNode {
     fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
         if let RuntimeData::Json(event) = &input {
             if is_vad_event(event) {
-                self.on_event(event);
+                match event.get("stream_id").and_then(Value::as_str) {
+                    Some(stream_id) => {
+                        let track = self
+                            .tracks
+                            .get_or_insert_with(&Some(Arc::from(stream_id)), || {
+                                Ok(Track::default())
+                            })?;
+                        track.on_event(&self.settings, event);
+                    }
+                    None => {
+                        if self.unrouted.len() == MAX_UNROUTED_EVENTS {
+                            self.unrouted.remove(0);
+                        }
+                        self.unrouted.push(event.clone());
+                    }
+                }
                 return Ok(());
             }
         }
@@ -331,33 +416,33 @@ impl Node for AudioBufferAccumulatorNode {
                 timestamp_us: view.timestamp_us,
             },
         };
-        self.on_audio(segment, outputs);
+        let track = self
+            .tracks
+            .get_or_insert_with(view.stream_id, || Ok(Track::default()))?;
+        for event in self.unrouted.drain(..) {
+            track.on_event(&self.settings, &event);
+        }
+        track.on_audio(&self.settings, segment, outputs);
         Ok(())
     }
 
     fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
-        self.emit(outputs);
-        self.pre_roll.clear();
+        for (_, mut track) in self.tracks.take_all() {
+            track.emit(&self.settings, outputs);
+        }
+        self.unrouted.clear();
         Ok(())
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(AudioBufferAccumulatorParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "AudioBufferAccumulatorNode",
-        aliases: &[],
-        description: "one Audio per utterance from VAD events and audio, with pre-roll",
-        schema: AudioBufferAccumulatorNode::schema,
-        build: |params| {
-            Ok(Box::new(AudioBufferAccumulatorNode::new(
-                int_param(params, "min_utterance_duration_ms", 250) as u64,
-                int_param(params, "max_utterance_duration_ms", 30_000) as u64,
-                int_param(params, "pre_roll_ms", 300) as u64,
-            )))
-        },
-    }
+    BuiltinFactory::of::<AudioBufferAccumulatorNode>(
+        "AudioBufferAccumulatorNode",
+        &[],
+        "one Audio per utterance from VAD events and audio, with pre-roll",
+    )
 }

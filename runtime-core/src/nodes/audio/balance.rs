@@ -2,11 +2,52 @@
 
 use super::dsp::{audio_view, channel_rms, round2, to_db};
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{num_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
 use serde_json::json;
+
+/// Params of [`ChannelBalanceNode`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelBalanceParams {
+    /// Alert when channel levels differ by more than this (dB).
+    pub imbalance_threshold_db: f64,
+    /// A channel below this rms (dBFS) is dead.
+    pub dead_channel_threshold_db: f64,
+}
+
+impl Default for ChannelBalanceParams {
+    fn default() -> Self {
+        Self {
+            imbalance_threshold_db: 10.0,
+            dead_channel_threshold_db: -60.0,
+        }
+    }
+}
+
+impl NodeParams for ChannelBalanceParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .number(
+                "imbalance_threshold_db",
+                Some(d.imbalance_threshold_db),
+                0.0,
+                120.0,
+                "alert when channel levels differ by more than this (dB)",
+            )
+            .number(
+                "dead_channel_threshold_db",
+                Some(d.dead_channel_threshold_db),
+                -120.0,
+                0.0,
+                "a channel below this rms (dBFS) is dead",
+            )
+    }
+}
 
 /// For each stereo chunk: Json `{"alert": "dead_channel", "channel", "timestamp_ms"}` when
 /// one channel's rms is below `dead_channel_threshold_db` while the other's is not (channel
@@ -28,29 +69,25 @@ impl ChannelBalanceNode {
             dead_channel_threshold_db,
         }
     }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .number(
-                "imbalance_threshold_db",
-                Some(10.0),
-                0.0,
-                120.0,
-                "alert when channel levels differ by more than this (dB)",
-            )
-            .number(
-                "dead_channel_threshold_db",
-                Some(-60.0),
-                -120.0,
-                0.0,
-                "a channel below this rms (dBFS) is dead",
-            )
-    }
 }
 
 impl Default for ChannelBalanceNode {
     fn default() -> Self {
-        Self::new(10.0, -60.0)
+        let params = ChannelBalanceParams::default();
+        Self::new(
+            params.imbalance_threshold_db,
+            params.dead_channel_threshold_db,
+        )
+    }
+}
+
+impl ConfigurableNode for ChannelBalanceNode {
+    type Params = ChannelBalanceParams;
+    fn from_params(params: ChannelBalanceParams) -> Result<Self> {
+        Ok(Self::new(
+            params.imbalance_threshold_db,
+            params.dead_channel_threshold_db,
+        ))
     }
 }
 
@@ -83,21 +120,14 @@ impl Node for ChannelBalanceNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(ChannelBalanceParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "ChannelBalanceNode",
-        aliases: &[],
-        description: "alerts on a dead or much quieter stereo channel",
-        schema: ChannelBalanceNode::schema,
-        build: |params| {
-            Ok(Box::new(ChannelBalanceNode::new(
-                num_param(params, "imbalance_threshold_db", 10.0),
-                num_param(params, "dead_channel_threshold_db", -60.0),
-            )))
-        },
-    }
+    BuiltinFactory::of::<ChannelBalanceNode>(
+        "ChannelBalanceNode",
+        &[],
+        "alerts on a dead or much quieter stereo channel",
+    )
 }

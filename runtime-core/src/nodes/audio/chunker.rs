@@ -1,12 +1,41 @@
 //! `AudioChunkerNode`: re-frames audio into fixed-size chunks.
 
 use super::dsp::frames_to_us;
+use super::streams::PerStream;
 use crate::data::{AudioSamples, RuntimeData};
-use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
 use std::sync::Arc;
+
+/// Params of [`AudioChunkerNode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioChunkerParams {
+    /// Frames (samples per channel) per output chunk.
+    pub chunk_size: usize,
+}
+
+impl Default for AudioChunkerParams {
+    fn default() -> Self {
+        Self { chunk_size: 512 }
+    }
+}
+
+impl NodeParams for AudioChunkerParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new().integer(
+            "chunk_size",
+            Some(d.chunk_size as i64),
+            1,
+            1_048_576,
+            "frames (samples per channel) per output chunk",
+        )
+    }
+}
 
 /// Re-frames audio into chunks of exactly `chunk_size` frames.
 ///
@@ -19,7 +48,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct AudioChunkerNode {
     chunk_size: usize,
-    streams: Vec<StreamBuffer>,
+    streams: PerStream<StreamBuffer>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,23 +82,13 @@ impl AudioChunkerNode {
     pub fn new(chunk_size: usize) -> Self {
         Self {
             chunk_size: chunk_size.max(1),
-            streams: Vec::new(),
+            streams: PerStream::default(),
         }
     }
 
     /// Frames per emitted chunk.
     pub fn chunk_size(&self) -> usize {
         self.chunk_size
-    }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new().integer(
-            "chunk_size",
-            Some(512),
-            1,
-            1_048_576,
-            "frames (samples per channel) per output chunk",
-        )
     }
 
     fn emit_pending(buffer: &mut StreamBuffer, outputs: &mut Outputs) {
@@ -90,7 +109,14 @@ impl AudioChunkerNode {
 
 impl Default for AudioChunkerNode {
     fn default() -> Self {
-        Self::new(512)
+        Self::new(AudioChunkerParams::default().chunk_size)
+    }
+}
+
+impl ConfigurableNode for AudioChunkerNode {
+    type Params = AudioChunkerParams;
+    fn from_params(params: AudioChunkerParams) -> Result<Self> {
+        Ok(Self::new(params.chunk_size))
     }
 }
 
@@ -120,23 +146,18 @@ impl Node for AudioChunkerNode {
             )));
         }
 
-        let index = match self.streams.iter().position(|s| s.stream_id == stream_id) {
-            Some(i) => i,
-            None => {
-                self.streams.push(StreamBuffer {
-                    stream_id: stream_id.clone(),
-                    sample_rate,
-                    channels,
-                    pending: Vec::new(),
-                    origin_us: timestamp_us,
-                    frames_in: 0,
-                    frames_out: 0,
-                });
-                self.streams.len() - 1
-            }
-        };
         let chunk_samples = self.chunk_size * ch;
-        let buffer = &mut self.streams[index];
+        let buffer = self.streams.get_or_insert_with(&stream_id, || {
+            Ok(StreamBuffer {
+                stream_id: stream_id.clone(),
+                sample_rate,
+                channels,
+                pending: Vec::new(),
+                origin_us: timestamp_us,
+                frames_in: 0,
+                frames_out: 0,
+            })
+        })?;
         let expected_us = buffer.origin_us + frames_to_us(buffer.frames_in, buffer.sample_rate);
         // Only a jump forward (lost audio) restarts the clock; inputs that carry no real
         // timestamps (all 0) or jitter backwards are treated as continuous.
@@ -181,30 +202,23 @@ impl Node for AudioChunkerNode {
     }
 
     fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
-        for buffer in &mut self.streams {
-            Self::emit_pending(buffer, outputs);
+        for (_, mut buffer) in self.streams.take_all() {
+            Self::emit_pending(&mut buffer, outputs);
         }
-        self.streams.clear();
         Ok(())
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(AudioChunkerParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "AudioChunkerNode",
-        aliases: &[],
-        description: "re-frames audio into chunks of exactly chunk_size frames",
-        schema: AudioChunkerNode::schema,
-        build: |params| {
-            Ok(Box::new(AudioChunkerNode::new(
-                int_param(params, "chunk_size", 512) as usize,
-            )))
-        },
-    }
+    BuiltinFactory::of::<AudioChunkerNode>(
+        "AudioChunkerNode",
+        &[],
+        "re-frames audio into chunks of exactly chunk_size frames",
+    )
 }
 
 #[cfg(test)]

@@ -2,11 +2,52 @@
 
 use super::dsp::{audio_view, round2};
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{num_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
 use serde_json::json;
+
+/// Params of [`ClippingDetectorNode`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClippingDetectorParams {
+    /// A sample with |x| at or above this is saturated.
+    pub saturation_threshold: f64,
+    /// Alert when more than this percent of a chunk is saturated.
+    pub saturation_ratio_threshold: f64,
+}
+
+impl Default for ClippingDetectorParams {
+    fn default() -> Self {
+        Self {
+            saturation_threshold: 0.99,
+            saturation_ratio_threshold: 1.0,
+        }
+    }
+}
+
+impl NodeParams for ClippingDetectorParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .number(
+                "saturation_threshold",
+                Some(d.saturation_threshold),
+                0.0,
+                1.0,
+                "a sample with |x| at or above this is saturated",
+            )
+            .number(
+                "saturation_ratio_threshold",
+                Some(d.saturation_ratio_threshold),
+                0.0,
+                100.0,
+                "alert when more than this percent of a chunk is saturated",
+            )
+    }
+}
 
 /// Emits Json `{"alert": "clipping", "saturated_ratio", "timestamp_ms"}` for every audio
 /// chunk in which more than `saturation_ratio_threshold` percent of the samples have
@@ -26,29 +67,25 @@ impl ClippingDetectorNode {
             saturation_ratio_threshold,
         }
     }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .number(
-                "saturation_threshold",
-                Some(0.99),
-                0.0,
-                1.0,
-                "a sample with |x| at or above this is saturated",
-            )
-            .number(
-                "saturation_ratio_threshold",
-                Some(1.0),
-                0.0,
-                100.0,
-                "alert when more than this percent of a chunk is saturated",
-            )
-    }
 }
 
 impl Default for ClippingDetectorNode {
     fn default() -> Self {
-        Self::new(0.99, 1.0)
+        let params = ClippingDetectorParams::default();
+        Self::new(
+            params.saturation_threshold as f32,
+            params.saturation_ratio_threshold,
+        )
+    }
+}
+
+impl ConfigurableNode for ClippingDetectorNode {
+    type Params = ClippingDetectorParams;
+    fn from_params(params: ClippingDetectorParams) -> Result<Self> {
+        Ok(Self::new(
+            params.saturation_threshold as f32,
+            params.saturation_ratio_threshold,
+        ))
     }
 }
 
@@ -75,21 +112,14 @@ impl Node for ClippingDetectorNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(ClippingDetectorParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "ClippingDetectorNode",
-        aliases: &[],
-        description: "alerts when too many samples of a chunk are saturated",
-        schema: ClippingDetectorNode::schema,
-        build: |params| {
-            Ok(Box::new(ClippingDetectorNode::new(
-                num_param(params, "saturation_threshold", 0.99) as f32,
-                num_param(params, "saturation_ratio_threshold", 1.0),
-            )))
-        },
-    }
+    BuiltinFactory::of::<ClippingDetectorNode>(
+        "ClippingDetectorNode",
+        &[],
+        "alerts when too many samples of a chunk are saturated",
+    )
 }

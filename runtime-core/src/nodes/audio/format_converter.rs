@@ -2,19 +2,89 @@
 
 use super::dsp::{audio, audio_view};
 use crate::data::{AudioSamples, RuntimeData};
-use crate::nodes::builtin::{opt_int_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
-use serde_json::Value;
 
 /// PCM encoding of `Binary` input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PcmFormat {
     /// 32-bit float, little-endian.
     F32,
     /// 16-bit signed integer, little-endian.
     S16,
+}
+
+impl PcmFormat {
+    /// The format's name as params write it: `s16` or `f32`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PcmFormat::F32 => "f32",
+            PcmFormat::S16 => "s16",
+        }
+    }
+}
+
+/// Params of [`AudioFormatConverterNode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioFormatConverterParams {
+    /// Output channel count (default: unchanged).
+    pub channels: Option<u16>,
+    /// PCM encoding of Binary input.
+    pub input_format: PcmFormat,
+    /// Channel count of Binary input (default: `channels`, else 1).
+    pub input_channels: Option<u16>,
+    /// Sample rate of Binary input.
+    pub sample_rate: Option<u32>,
+}
+
+impl Default for AudioFormatConverterParams {
+    fn default() -> Self {
+        Self {
+            channels: None,
+            input_format: PcmFormat::S16,
+            input_channels: None,
+            sample_rate: None,
+        }
+    }
+}
+
+impl NodeParams for AudioFormatConverterParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .integer(
+                "channels",
+                d.channels.map(i64::from),
+                1,
+                64,
+                "output channel count (default: unchanged)",
+            )
+            .choice(
+                "input_format",
+                Some(d.input_format.as_str()),
+                &["s16", "f32"],
+                "PCM encoding of Binary input",
+            )
+            .integer(
+                "input_channels",
+                d.input_channels.map(i64::from),
+                1,
+                64,
+                "channel count of Binary input (default: channels, else 1)",
+            )
+            .integer(
+                "sample_rate",
+                d.sample_rate.map(i64::from),
+                1,
+                768_000,
+                "sample rate of Binary input",
+            )
+    }
 }
 
 /// Converts audio between channel counts and turns raw PCM into `Audio`.
@@ -65,37 +135,6 @@ impl AudioFormatConverterNode {
         self
     }
 
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .integer(
-                "channels",
-                None,
-                1,
-                64,
-                "output channel count (default: unchanged)",
-            )
-            .choice(
-                "input_format",
-                Some("s16"),
-                &["s16", "f32"],
-                "PCM encoding of Binary input",
-            )
-            .integer(
-                "input_channels",
-                None,
-                1,
-                64,
-                "channel count of Binary input (default: channels, else 1)",
-            )
-            .integer(
-                "sample_rate",
-                None,
-                1,
-                768_000,
-                "sample rate of Binary input",
-            )
-    }
-
     fn decode_pcm(&mut self, bytes: &[u8], outputs: &mut Outputs) -> Result<()> {
         let sample_rate = self.sample_rate.ok_or_else(|| {
             Error::node("Binary PCM input needs the sample_rate param to become audio")
@@ -110,10 +149,7 @@ impl AudioFormatConverterNode {
             return Err(Error::node(format!(
                 "Binary PCM input of {} bytes is not a whole number of {channels}-channel {} frames ({frame_bytes} bytes each)",
                 bytes.len(),
-                match self.input_format {
-                    PcmFormat::S16 => "s16",
-                    PcmFormat::F32 => "f32",
-                }
+                self.input_format.as_str()
             )));
         }
         let samples: Vec<f32> = match self.input_format {
@@ -193,7 +229,7 @@ pub(crate) fn convert_channels(samples: &AudioSamples, from: usize, to: usize) -
 
 impl Default for AudioFormatConverterNode {
     fn default() -> Self {
-        Self::new(None)
+        Self::new(AudioFormatConverterParams::default().channels)
     }
 }
 
@@ -210,28 +246,27 @@ impl Node for AudioFormatConverterNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(AudioFormatConverterParams::schema())
+    }
+}
+
+impl ConfigurableNode for AudioFormatConverterNode {
+    type Params = AudioFormatConverterParams;
+    fn from_params(params: AudioFormatConverterParams) -> Result<Self> {
+        let mut node = Self::new(params.channels);
+        node.input_format = params.input_format;
+        node.input_channels = params.input_channels;
+        node.sample_rate = params.sample_rate;
+        Ok(node)
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "AudioFormatConverterNode",
-        aliases: &[],
-        description: "converts channel count; turns s16/f32 PCM Binary into Audio",
-        schema: AudioFormatConverterNode::schema,
-        build: |params| {
-            let mut node =
-                AudioFormatConverterNode::new(opt_int_param(params, "channels").map(|c| c as u16));
-            node.input_format = match params.get("input_format").and_then(Value::as_str) {
-                Some("f32") => PcmFormat::F32,
-                _ => PcmFormat::S16,
-            };
-            node.input_channels = opt_int_param(params, "input_channels").map(|c| c as u16);
-            node.sample_rate = opt_int_param(params, "sample_rate").map(|r| r as u32);
-            Ok(Box::new(node))
-        },
-    }
+    BuiltinFactory::of::<AudioFormatConverterNode>(
+        "AudioFormatConverterNode",
+        &[],
+        "converts channel count; turns s16/f32 PCM Binary into Audio",
+    )
 }
 
 #[cfg(test)]

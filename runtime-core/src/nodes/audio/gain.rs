@@ -2,10 +2,45 @@
 
 use super::dsp::{audio, audio_view};
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{bool_param, num_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
+
+/// Params of [`AudioGainNode`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioGainParams {
+    /// Gain in decibels.
+    pub gain_db: f64,
+    /// Hard-clip the result to [-1, 1].
+    pub clip: bool,
+}
+
+impl Default for AudioGainParams {
+    fn default() -> Self {
+        Self {
+            gain_db: 0.0,
+            clip: true,
+        }
+    }
+}
+
+impl NodeParams for AudioGainParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .number(
+                "gain_db",
+                Some(d.gain_db),
+                -120.0,
+                120.0,
+                "gain in decibels",
+            )
+            .boolean("clip", Some(d.clip), "hard-clip the result to [-1, 1]")
+    }
+}
 
 /// Multiplies audio by `10^(gain_db/20)`; with `clip` (default) the result is hard-clipped
 /// to [-1, 1]. Audio that needs no change (0 dB, nothing to clip) passes through without
@@ -24,17 +59,19 @@ impl AudioGainNode {
             clip,
         }
     }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .number("gain_db", Some(0.0), -120.0, 120.0, "gain in decibels")
-            .boolean("clip", Some(true), "hard-clip the result to [-1, 1]")
-    }
 }
 
 impl Default for AudioGainNode {
     fn default() -> Self {
-        Self::new(0.0, true)
+        let d = AudioGainParams::default();
+        Self::new(d.gain_db, d.clip)
+    }
+}
+
+impl ConfigurableNode for AudioGainNode {
+    type Params = AudioGainParams;
+    fn from_params(params: AudioGainParams) -> Result<Self> {
+        Ok(Self::new(params.gain_db, params.clip))
     }
 }
 
@@ -70,21 +107,14 @@ impl Node for AudioGainNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(AudioGainParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "AudioGainNode",
-        aliases: &[],
-        description: "multiplies audio by 10^(gain_db/20), optionally clipping",
-        schema: AudioGainNode::schema,
-        build: |params| {
-            Ok(Box::new(AudioGainNode::new(
-                num_param(params, "gain_db", 0.0),
-                bool_param(params, "clip", true),
-            )))
-        },
-    }
+    BuiltinFactory::of::<AudioGainNode>(
+        "AudioGainNode",
+        &[],
+        "multiplies audio by 10^(gain_db/20), optionally clipping",
+    )
 }

@@ -2,7 +2,8 @@
 
 use super::dsp::{audio_view, round2, stats, to_db};
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{num_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
@@ -10,6 +11,46 @@ use serde_json::{json, Value};
 
 /// Samples at or above this magnitude count as clipped for the health score.
 const CLIP_LEVEL: f32 = 0.99;
+
+/// Params of [`AudioLevelNode`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioLevelParams {
+    /// rms below this (dBFS) is low volume.
+    pub low_volume_threshold_db: f64,
+    /// rms below this (dBFS) is silence.
+    pub silence_threshold_db: f64,
+}
+
+impl Default for AudioLevelParams {
+    fn default() -> Self {
+        Self {
+            low_volume_threshold_db: -20.0,
+            silence_threshold_db: -60.0,
+        }
+    }
+}
+
+impl NodeParams for AudioLevelParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .number(
+                "low_volume_threshold_db",
+                Some(d.low_volume_threshold_db),
+                -120.0,
+                0.0,
+                "rms below this (dBFS) is low volume",
+            )
+            .number(
+                "silence_threshold_db",
+                Some(d.silence_threshold_db),
+                -120.0,
+                0.0,
+                "rms below this (dBFS) is silence",
+            )
+    }
+}
 
 /// For each audio chunk emits Json
 /// `{"rms_db", "peak_db", "is_silence", "is_low_volume", "health", "timestamp_ms"}`.
@@ -32,24 +73,6 @@ impl AudioLevelNode {
             low_volume_threshold_db,
             silence_threshold_db,
         }
-    }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .number(
-                "low_volume_threshold_db",
-                Some(-20.0),
-                -120.0,
-                0.0,
-                "rms below this (dBFS) is low volume",
-            )
-            .number(
-                "silence_threshold_db",
-                Some(-60.0),
-                -120.0,
-                0.0,
-                "rms below this (dBFS) is silence",
-            )
     }
 
     /// The level report of one chunk of samples.
@@ -76,7 +99,18 @@ impl AudioLevelNode {
 
 impl Default for AudioLevelNode {
     fn default() -> Self {
-        Self::new(-20.0, -60.0)
+        let d = AudioLevelParams::default();
+        Self::new(d.low_volume_threshold_db, d.silence_threshold_db)
+    }
+}
+
+impl ConfigurableNode for AudioLevelNode {
+    type Params = AudioLevelParams;
+    fn from_params(params: AudioLevelParams) -> Result<Self> {
+        Ok(Self::new(
+            params.low_volume_threshold_db,
+            params.silence_threshold_db,
+        ))
     }
 }
 
@@ -93,21 +127,14 @@ impl Node for AudioLevelNode {
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(AudioLevelParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "AudioLevelNode",
-        aliases: &[],
-        description: "per-chunk rms/peak level, silence and low-volume flags, health score",
-        schema: AudioLevelNode::schema,
-        build: |params| {
-            Ok(Box::new(AudioLevelNode::new(
-                num_param(params, "low_volume_threshold_db", -20.0),
-                num_param(params, "silence_threshold_db", -60.0),
-            )))
-        },
-    }
+    BuiltinFactory::of::<AudioLevelNode>(
+        "AudioLevelNode",
+        &[],
+        "per-chunk rms/peak level, silence and low-volume flags, health score",
+    )
 }

@@ -10,18 +10,19 @@ mod gain;
 mod level;
 mod resample;
 mod silence;
+mod streams;
 mod vad;
 
-pub use accumulator::AudioBufferAccumulatorNode;
-pub use balance::ChannelBalanceNode;
-pub use chunker::AudioChunkerNode;
-pub use clipping::ClippingDetectorNode;
-pub use format_converter::{AudioFormatConverterNode, PcmFormat};
-pub use gain::AudioGainNode;
-pub use level::AudioLevelNode;
-pub use resample::{FastResampleNode, ResampleQuality};
-pub use silence::SilenceDetectorNode;
-pub use vad::VADNode;
+pub use accumulator::{AudioBufferAccumulatorNode, AudioBufferAccumulatorParams};
+pub use balance::{ChannelBalanceNode, ChannelBalanceParams};
+pub use chunker::{AudioChunkerNode, AudioChunkerParams};
+pub use clipping::{ClippingDetectorNode, ClippingDetectorParams};
+pub use format_converter::{AudioFormatConverterNode, AudioFormatConverterParams, PcmFormat};
+pub use gain::{AudioGainNode, AudioGainParams};
+pub use level::{AudioLevelNode, AudioLevelParams};
+pub use resample::{FastResampleNode, FastResampleParams, RateSetting, ResampleQuality};
+pub use silence::{SilenceDetectorNode, SilenceDetectorParams};
+pub use vad::{VADNode, VadParams};
 
 pub(crate) fn factories() -> Vec<crate::nodes::builtin::BuiltinFactory> {
     vec![

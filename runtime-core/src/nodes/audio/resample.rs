@@ -1,8 +1,10 @@
 //! `FastResampleNode` (alias `AudioResampleNode`): sample rate conversion with rubato.
 
 use super::dsp::{audio, audio_view, frames_to_us, AudioView};
+use super::streams::PerStream;
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{int_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
@@ -17,7 +19,7 @@ use std::sync::Arc;
 const MAX_GAP_US: u64 = 1000;
 
 /// Resampler quality. Higher quality costs more CPU and latency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum ResampleQuality {
     /// Cubic polynomial interpolation, no anti-aliasing filter: the cheapest conversion.
     Low,
@@ -35,6 +37,15 @@ impl ResampleQuality {
             "medium" => Some(Self::Medium),
             "high" => Some(Self::High),
             _ => None,
+        }
+    }
+
+    /// The quality's name as params write it: `Low`, `Medium` or `High`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
         }
     }
 
@@ -85,6 +96,95 @@ impl ResampleQuality {
     }
 }
 
+/// A declared sample rate, or `"auto"`: take it from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RateSetting {
+    /// Take the rate from each input.
+    #[default]
+    #[serde(deserialize_with = "auto_keyword")]
+    Auto,
+    /// This rate, in Hz.
+    Hz(u32),
+}
+
+fn auto_keyword<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<(), D::Error> {
+    let word = <String as serde::Deserialize>::deserialize(deserializer)?;
+    if word.eq_ignore_ascii_case("auto") {
+        Ok(())
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected \"auto\", found \"{word}\""
+        )))
+    }
+}
+
+/// Params of [`FastResampleNode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FastResampleParams {
+    /// Input sample rate, or `auto` to take it from the input.
+    pub source_rate: RateSetting,
+    /// Output sample rate.
+    pub target_rate: u32,
+    /// Resampler quality.
+    pub quality: ResampleQuality,
+    /// Expected channel count (default: from the input).
+    pub channels: Option<u16>,
+}
+
+impl Default for FastResampleParams {
+    fn default() -> Self {
+        Self {
+            source_rate: RateSetting::Auto,
+            target_rate: 16_000,
+            quality: ResampleQuality::Medium,
+            channels: None,
+        }
+    }
+}
+
+impl NodeParams for FastResampleParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        let source_rate = match d.source_rate {
+            RateSetting::Auto => Value::from("auto"),
+            RateSetting::Hz(hz) => Value::from(hz),
+        };
+        ParamsSchema::new()
+            .integer_or_choice(
+                "source_rate",
+                Some(source_rate),
+                1000,
+                768_000,
+                &["auto"],
+                "input sample rate, or \"auto\" to take it from the input",
+            )
+            .integer(
+                "target_rate",
+                Some(i64::from(d.target_rate)),
+                1000,
+                768_000,
+                "output sample rate",
+            )
+            .choice(
+                "quality",
+                Some(d.quality.as_str()),
+                &["Low", "Medium", "High"],
+                "Low: cubic interpolation; Medium: FFT, low latency; High: FFT, sharpest filter",
+            )
+            .integer(
+                "channels",
+                d.channels.map(i64::from),
+                1,
+                64,
+                "expected channel count (default: from input)",
+            )
+    }
+}
+
 /// Converts the sample rate of audio to `target_rate`, each channel separately.
 ///
 /// - `source_rate: "auto"` (default) takes the rate from each input; a number declares it,
@@ -105,7 +205,7 @@ pub struct FastResampleNode {
     target_rate: u32,
     quality: ResampleQuality,
     channels: Option<u16>,
-    streams: Vec<ResampleStream>,
+    streams: PerStream<ResampleStream>,
 }
 
 struct ResampleStream {
@@ -210,7 +310,7 @@ impl FastResampleNode {
             target_rate: target_rate.max(1),
             quality,
             channels: None,
-            streams: Vec::new(),
+            streams: PerStream::default(),
         }
     }
 
@@ -218,38 +318,6 @@ impl FastResampleNode {
     pub fn with_source_rate(mut self, source_rate: u32) -> Self {
         self.source_rate = Some(source_rate);
         self
-    }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .integer_or_choice(
-                "source_rate",
-                Some(Value::from("auto")),
-                1000,
-                768_000,
-                &["auto"],
-                "input sample rate, or \"auto\" to take it from the input",
-            )
-            .integer(
-                "target_rate",
-                Some(16_000),
-                1000,
-                768_000,
-                "output sample rate",
-            )
-            .choice(
-                "quality",
-                Some("Medium"),
-                &["Low", "Medium", "High"],
-                "Low: cubic interpolation; Medium: FFT, low latency; High: FFT, sharpest filter",
-            )
-            .integer(
-                "channels",
-                None,
-                1,
-                64,
-                "expected channel count (default: from input)",
-            )
     }
 
     fn check_input(&self, view: &AudioView<'_>) -> Result<()> {
@@ -272,22 +340,16 @@ impl FastResampleNode {
         Ok(())
     }
 
-    fn emit(
-        &self,
-        stream: &ResampleStream,
-        samples: Vec<f32>,
-        first_frame: u64,
-        outputs: &mut Outputs,
-    ) {
+    fn emit(stream: &ResampleStream, samples: Vec<f32>, first_frame: u64, outputs: &mut Outputs) {
         if samples.is_empty() {
             return;
         }
         outputs.push(audio(
             samples,
-            self.target_rate,
+            stream.target_rate,
             stream.channels,
             stream.stream_id.clone(),
-            stream.start_timestamp_us + frames_to_us(first_frame, self.target_rate),
+            stream.start_timestamp_us + frames_to_us(first_frame, stream.target_rate),
         ));
     }
 
@@ -295,7 +357,7 @@ impl FastResampleNode {
         let first = stream.frames_out;
         let mut out = Vec::new();
         stream.run(true, &mut out)?;
-        self.emit(&stream, out, first, outputs);
+        Self::emit(&stream, out, first, outputs);
         Ok(())
     }
 }
@@ -307,99 +369,79 @@ impl Node for FastResampleNode {
             return Ok(());
         };
         self.check_input(&view)?;
-        let index = self
-            .streams
-            .iter()
-            .position(|s| s.stream_id == *view.stream_id);
-        if let Some(i) = index {
-            let s = &self.streams[i];
+        let track = view.stream_id.as_deref();
+        if let Some(s) = self.streams.get_mut(track) {
             let expected_us = s.start_timestamp_us + frames_to_us(s.frames_in, s.source_rate);
             // A new segment: other format, or a jump forward in time (lost audio).
             let gap = view.timestamp_us > expected_us + MAX_GAP_US;
             if s.source_rate != view.sample_rate || s.channels != view.channels || gap {
-                let stale = self.streams.remove(i);
-                self.flush_stream(stale, outputs)?;
+                if let Some(stale) = self.streams.remove(track) {
+                    self.flush_stream(stale, outputs)?;
+                }
             }
         }
         if view.sample_rate == self.target_rate {
             outputs.push(input);
             return Ok(());
         }
-        let index = match self
-            .streams
-            .iter()
-            .position(|s| s.stream_id == *view.stream_id)
-        {
-            Some(i) => i,
-            None => {
-                let resampler = self.quality.build(
-                    view.sample_rate,
-                    self.target_rate,
-                    usize::from(view.channels),
-                )?;
-                let delay = resampler.output_delay();
-                self.streams.push(ResampleStream {
-                    stream_id: view.stream_id.clone(),
-                    source_rate: view.sample_rate,
-                    channels: view.channels,
-                    target_rate: self.target_rate,
-                    resampler,
-                    pending: Vec::new(),
-                    scratch: Vec::new(),
-                    delay_left: delay,
-                    frames_in: 0,
-                    frames_out: 0,
-                    start_timestamp_us: view.timestamp_us,
-                });
-                self.streams.len() - 1
-            }
-        };
-        let stream = &mut self.streams[index];
+        let (quality, target_rate) = (self.quality, self.target_rate);
+        let stream = self.streams.get_or_insert_with(view.stream_id, || {
+            let resampler =
+                quality.build(view.sample_rate, target_rate, usize::from(view.channels))?;
+            let delay = resampler.output_delay();
+            Ok(ResampleStream {
+                stream_id: view.stream_id.clone(),
+                source_rate: view.sample_rate,
+                channels: view.channels,
+                target_rate,
+                resampler,
+                pending: Vec::new(),
+                scratch: Vec::new(),
+                delay_left: delay,
+                frames_in: 0,
+                frames_out: 0,
+                start_timestamp_us: view.timestamp_us,
+            })
+        })?;
         stream.pending.extend_from_slice(view.samples);
         stream.frames_in += view.frames() as u64;
         let first = stream.frames_out;
         let mut out = Vec::new();
         stream.run(false, &mut out)?;
-        let stream = &self.streams[index];
-        self.emit(stream, out, first, outputs);
+        if let Some(stream) = self.streams.get_mut(track) {
+            Self::emit(stream, out, first, outputs);
+        }
         Ok(())
     }
 
     fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
-        for stream in std::mem::take(&mut self.streams) {
+        for (_, stream) in self.streams.take_all() {
             self.flush_stream(stream, outputs)?;
         }
         Ok(())
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(FastResampleParams::schema())
+    }
+}
+
+impl ConfigurableNode for FastResampleNode {
+    type Params = FastResampleParams;
+    fn from_params(params: FastResampleParams) -> Result<Self> {
+        let mut node = Self::new(params.target_rate, params.quality);
+        if let RateSetting::Hz(hz) = params.source_rate {
+            node.source_rate = Some(hz);
+        }
+        node.channels = params.channels;
+        Ok(node)
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "FastResampleNode",
-        aliases: &["AudioResampleNode"],
-        description: "converts the sample rate (rubato), flushing the tail at end of stream",
-        schema: FastResampleNode::schema,
-        build: |params| {
-            let quality = params
-                .get("quality")
-                .and_then(Value::as_str)
-                .and_then(ResampleQuality::parse)
-                .unwrap_or(ResampleQuality::Medium);
-            let mut node =
-                FastResampleNode::new(int_param(params, "target_rate", 16_000) as u32, quality);
-            node.source_rate = params
-                .get("source_rate")
-                .and_then(Value::as_u64)
-                .map(|r| r as u32);
-            node.channels = params
-                .get("channels")
-                .and_then(Value::as_u64)
-                .map(|c| c as u16);
-            Ok(Box::new(node))
-        },
-    }
+    BuiltinFactory::of::<FastResampleNode>(
+        "FastResampleNode",
+        &["AudioResampleNode"],
+        "converts the sample rate (rubato), flushing the tail at end of stream",
+    )
 }

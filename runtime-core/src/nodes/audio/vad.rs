@@ -1,8 +1,10 @@
 //! `VADNode`: native voice activity detection.
 
 use super::dsp::{audio_view, downmix_to_mono, rms, to_db};
+use super::streams::PerStream;
 use crate::data::RuntimeData;
-use crate::nodes::builtin::{int_param, num_param, BuiltinFactory};
+use crate::nodes::builtin::BuiltinFactory;
+use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
@@ -16,6 +18,66 @@ const ABSOLUTE_FLOOR_DB: f64 = -50.0;
 const SNR_MIDPOINT_DB: f64 = 12.0;
 /// Leaving speech needs the probability to fall this far below `threshold`.
 const HYSTERESIS: f64 = 0.15;
+
+/// Params of [`VADNode`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VadParams {
+    /// Speech probability threshold.
+    pub threshold: f64,
+    /// Speech must last this long before it starts.
+    pub min_speech_duration_ms: u64,
+    /// Silence must last this long (plus `speech_pad_ms`) to end speech.
+    pub min_silence_duration_ms: u64,
+    /// Extra silence kept inside speech before it ends.
+    pub speech_pad_ms: u64,
+}
+
+impl Default for VadParams {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            min_speech_duration_ms: 250,
+            min_silence_duration_ms: 100,
+            speech_pad_ms: 30,
+        }
+    }
+}
+
+impl NodeParams for VadParams {
+    fn schema() -> ParamsSchema {
+        let d = Self::default();
+        ParamsSchema::new()
+            .number(
+                "threshold",
+                Some(d.threshold),
+                0.0,
+                1.0,
+                "speech probability threshold",
+            )
+            .integer(
+                "min_speech_duration_ms",
+                Some(d.min_speech_duration_ms as i64),
+                0,
+                60_000,
+                "speech must last this long before it starts",
+            )
+            .integer(
+                "min_silence_duration_ms",
+                Some(d.min_silence_duration_ms as i64),
+                0,
+                60_000,
+                "silence must last this long (plus speech_pad_ms) to end speech",
+            )
+            .integer(
+                "speech_pad_ms",
+                Some(d.speech_pad_ms as i64),
+                0,
+                10_000,
+                "extra silence kept inside speech before it ends",
+            )
+    }
+}
 
 /// Voice activity detection on audio (any rate; 16 kHz mono is typical; channels are
 /// mixed for analysis).
@@ -37,11 +99,17 @@ const HYSTERESIS: f64 = 0.15;
 /// through.
 #[derive(Debug, Clone)]
 pub struct VADNode {
+    settings: VadSettings,
+    /// One detector per audio track.
+    streams: PerStream<VadState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct VadSettings {
     threshold: f64,
     min_speech_ms: f64,
     min_silence_ms: f64,
     speech_pad_ms: f64,
-    state: Option<VadState>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,44 +162,14 @@ impl VADNode {
         speech_pad_ms: f64,
     ) -> Self {
         Self {
-            threshold,
-            min_speech_ms,
-            min_silence_ms,
-            speech_pad_ms,
-            state: None,
+            settings: VadSettings {
+                threshold,
+                min_speech_ms,
+                min_silence_ms,
+                speech_pad_ms,
+            },
+            streams: PerStream::default(),
         }
-    }
-
-    fn schema() -> ParamsSchema {
-        ParamsSchema::new()
-            .number(
-                "threshold",
-                Some(0.5),
-                0.0,
-                1.0,
-                "speech probability threshold",
-            )
-            .integer(
-                "min_speech_duration_ms",
-                Some(250),
-                0,
-                60_000,
-                "speech must last this long before it starts",
-            )
-            .integer(
-                "min_silence_duration_ms",
-                Some(100),
-                0,
-                60_000,
-                "silence must last this long (plus speech_pad_ms) to end speech",
-            )
-            .integer(
-                "speech_pad_ms",
-                Some(30),
-                0,
-                10_000,
-                "extra silence kept inside speech before it ends",
-            )
     }
 
     /// Speech probability of one frame, updating the noise floor.
@@ -150,32 +188,18 @@ impl VADNode {
         above_noise * loud_enough * (1.0 - 0.5 * noise_likeness)
     }
 
-    fn analyse(&mut self, mono: &[f32], sample_rate: u32, timestamp_ms: f64) -> ChunkDecision {
-        let restart = self
-            .state
-            .as_ref()
-            .is_none_or(|s| s.sample_rate != sample_rate);
-        if restart {
-            self.state = Some(VadState {
-                sample_rate,
-                carry: Vec::new(),
-                noise_floor_db: -60.0,
-                in_speech: false,
-                speech_run_ms: 0.0,
-                run_start_ms: 0.0,
-                dip_ms: 0.0,
-                silence_run_ms: 0.0,
-                silence_start_ms: 0.0,
-                next_frame_ms: timestamp_ms,
-            });
-        }
-        let mut decision = ChunkDecision::default();
-        let Some(state) = self.state.as_mut() else {
-            return decision;
+    fn analyse(
+        settings: &VadSettings,
+        state: &mut VadState,
+        mono: &[f32],
+        sample_rate: u32,
+    ) -> ChunkDecision {
+        let mut decision = ChunkDecision {
+            any_speech: state.in_speech,
+            ..ChunkDecision::default()
         };
-        decision.any_speech = state.in_speech;
         // A dip shorter than this inside speech onset does not restart the count.
-        let max_dip_ms = self.min_silence_ms.clamp(FRAME_MS, 100.0);
+        let max_dip_ms = settings.min_silence_ms.clamp(FRAME_MS, 100.0);
         let frame_len = ((f64::from(sample_rate) * FRAME_MS / 1000.0) as usize).max(1);
         let mut samples = std::mem::take(&mut state.carry);
         samples.extend_from_slice(mono);
@@ -186,12 +210,12 @@ impl VADNode {
             let p = Self::frame_probability(state, frame);
             decision.max_probability = decision.max_probability.max(p);
             if state.in_speech {
-                if p < (self.threshold - HYSTERESIS).max(0.0) {
+                if p < (settings.threshold - HYSTERESIS).max(0.0) {
                     if state.silence_run_ms == 0.0 {
                         state.silence_start_ms = frame_ms;
                     }
                     state.silence_run_ms += FRAME_MS;
-                    if state.silence_run_ms >= self.min_silence_ms + self.speech_pad_ms {
+                    if state.silence_run_ms >= settings.min_silence_ms + settings.speech_pad_ms {
                         state.in_speech = false;
                         state.speech_run_ms = 0.0;
                         state.dip_ms = 0.0;
@@ -200,13 +224,13 @@ impl VADNode {
                 } else {
                     state.silence_run_ms = 0.0;
                 }
-            } else if p >= self.threshold {
+            } else if p >= settings.threshold {
                 if state.speech_run_ms == 0.0 {
                     state.run_start_ms = frame_ms;
                 }
                 state.dip_ms = 0.0;
                 state.speech_run_ms += FRAME_MS;
-                if state.speech_run_ms >= self.min_speech_ms.max(FRAME_MS) {
+                if state.speech_run_ms >= settings.min_speech_ms.max(FRAME_MS) {
                     state.in_speech = true;
                     state.silence_run_ms = 0.0;
                     decision.started = Some(state.run_start_ms);
@@ -225,9 +249,44 @@ impl VADNode {
     }
 }
 
+impl VadState {
+    fn new(sample_rate: u32, timestamp_ms: f64) -> Self {
+        Self {
+            sample_rate,
+            carry: Vec::new(),
+            noise_floor_db: -60.0,
+            in_speech: false,
+            speech_run_ms: 0.0,
+            run_start_ms: 0.0,
+            dip_ms: 0.0,
+            silence_run_ms: 0.0,
+            silence_start_ms: 0.0,
+            next_frame_ms: timestamp_ms,
+        }
+    }
+}
+
 impl Default for VADNode {
     fn default() -> Self {
-        Self::new(0.5, 250.0, 100.0, 30.0)
+        let params = VadParams::default();
+        Self::new(
+            params.threshold,
+            params.min_speech_duration_ms as f64,
+            params.min_silence_duration_ms as f64,
+            params.speech_pad_ms as f64,
+        )
+    }
+}
+
+impl ConfigurableNode for VADNode {
+    type Params = VadParams;
+    fn from_params(params: VadParams) -> Result<Self> {
+        Ok(Self::new(
+            params.threshold,
+            params.min_speech_duration_ms as f64,
+            params.min_silence_duration_ms as f64,
+            params.speech_pad_ms as f64,
+        ))
     }
 }
 
@@ -239,7 +298,14 @@ impl Node for VADNode {
         };
         let mono = downmix_to_mono(view.samples, usize::from(view.channels));
         let timestamp_ms = view.timestamp_ms();
-        let decision = self.analyse(&mono, view.sample_rate, timestamp_ms);
+        let state = self.streams.get_or_insert_with(view.stream_id, || {
+            Ok(VadState::new(view.sample_rate, timestamp_ms))
+        })?;
+        if state.sample_rate != view.sample_rate {
+            // Another rate is another signal: the detector starts over.
+            *state = VadState::new(view.sample_rate, timestamp_ms);
+        }
+        let decision = Self::analyse(&self.settings, state, &mono, view.sample_rate);
         let mut event = json!({
             "has_speech": decision.any_speech,
             "speech_probability": (decision.max_probability * 1000.0).round() / 1000.0,
@@ -253,29 +319,23 @@ impl Node for VADNode {
         if let Some(end) = decision.ended {
             event["speech_end_ms"] = json!(end);
         }
+        if let Some(stream_id) = view.stream_id {
+            event["stream_id"] = json!(&**stream_id);
+        }
         outputs.push(RuntimeData::Json(event));
         outputs.push(input);
         Ok(())
     }
 
     fn params_schema() -> Option<ParamsSchema> {
-        Some(Self::schema())
+        Some(VadParams::schema())
     }
 }
 
 pub(crate) fn factory() -> BuiltinFactory {
-    BuiltinFactory {
-        name: "VADNode",
-        aliases: &[],
-        description: "voice activity events (Json) followed by the unchanged audio",
-        schema: VADNode::schema,
-        build: |params| {
-            Ok(Box::new(VADNode::new(
-                num_param(params, "threshold", 0.5),
-                int_param(params, "min_speech_duration_ms", 250) as f64,
-                int_param(params, "min_silence_duration_ms", 100) as f64,
-                int_param(params, "speech_pad_ms", 30) as f64,
-            )))
-        },
-    }
+    BuiltinFactory::of::<VADNode>(
+        "VADNode",
+        &[],
+        "voice activity events (Json) followed by the unchanged audio",
+    )
 }

@@ -40,6 +40,7 @@ from ._remotemedia import (
 )
 from .sdk import (
     Node,
+    NodeCalls,
     collect_outputs,
     decode_frame,
     encode_frame,
@@ -64,6 +65,7 @@ __all__ = [
     "open_session",
     "open_async_session",
     "Node",
+    "NodeCalls",
     "node",
     "node_class",
     "registered_nodes",

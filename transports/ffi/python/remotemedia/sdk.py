@@ -10,26 +10,26 @@
 A node receives one item per `process` call — `str`, `dict`/`list`, `bytes`,
 `remotemedia.Audio` (`.samples` is a float32 numpy view), `remotemedia.Video`, or a numpy
 array — and returns one item, a list of items, an iterator or generator of items, an async
-generator, or None (nothing to emit). `initialize` runs once before the first item,
-`cleanup` once at the end; both may be plain or async functions. Nodes run out of process,
-in the runtime's Python executor; `run_node` runs one here, e.g. in tests.
+generator, a coroutine resolving to any of these, or None (nothing to emit). Items a
+generator yields are sent on one by one as they are produced. `initialize` runs once before
+the first item, `cleanup` once at the end; both may be plain or async functions. Nodes run
+out of process, in the runtime's Python executor; `run_node` runs one here, e.g. in tests,
+through the same `NodeCalls` the executor's worker uses.
 
 Items cross process boundaries as frames of the runtime's frame codec (implemented once,
 in Rust): `encode_frame(item) -> bytes` and `decode_frame(buffer)`, which views audio,
-video and tensor payloads in place (no copy) when given a buffer such as a memoryview of
-shared memory.
+video and tensor payloads in place (no copy) when the buffer is immutable (`bytes`).
 """
 
 import asyncio
 import inspect
-import json
 
 import numpy as np
 
-from ._remotemedia import Audio, Video, encode_frame, frame_header
+from ._remotemedia import Audio, Video, decode_frame, encode_frame
 
-__all__ = ["Node", "node", "registered_nodes", "node_class", "collect_outputs", "run_node",
-           "encode_frame", "decode_frame"]
+__all__ = ["Node", "node", "registered_nodes", "node_class", "NodeCalls", "collect_outputs",
+           "run_node", "encode_frame", "decode_frame"]
 
 _REGISTRY = {}
 
@@ -93,78 +93,100 @@ def node_class(type_name):
         raise KeyError(f"no Python node type {type_name!r} is registered (registered: {known})") from None
 
 
-async def _drain_async(agen):
-    return [item async for item in agen]
+#: What a node may return as a single item (not iterated).
+_SINGLE_ITEMS = (str, bytes, bytearray, dict, Audio, Video, np.ndarray)
+
+
+class NodeCalls:
+    """Calls a node's methods the way the runtime's executor does.
+
+    Coroutines and async generators run on one event loop that lives as long as this
+    object, so a node's async resources stay on one loop. `process(item)` and `flush()`
+    return iterators over the emitted items: a generator is advanced only as the caller
+    takes items, so items are forwarded as they are produced. The worker process and
+    `run_node` both use this class, so a node runs the same way in both.
+    """
+
+    def __init__(self, node_instance):
+        self.node = node_instance
+        self._loop = None
+
+    def _run(self, awaitable):
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    def call(self, method, *args):
+        """Calls `method`, awaiting its result if it is awaitable."""
+        result = method(*args)
+        if inspect.isawaitable(result):
+            result = self._run(result)
+        return result
+
+    def outputs(self, result):
+        """Iterates over the items `result` (what process/flush returned) stands for."""
+        if inspect.isawaitable(result):
+            result = self._run(result)
+        if result is None:
+            return
+        if inspect.isasyncgen(result):
+            while True:
+                try:
+                    item = self._run(result.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        elif isinstance(result, _SINGLE_ITEMS):
+            yield result
+        elif isinstance(result, (list, tuple)) or inspect.isgenerator(result) or hasattr(result, "__next__"):
+            yield from result
+        else:
+            yield result
+
+    def initialize(self):
+        self.call(self.node.initialize)
+
+    def process(self, item):
+        """The items the node emits for `item`, as an iterator."""
+        return self.outputs(self.node.process(item))
+
+    def flush(self):
+        """The items the node emits at end of stream, as an iterator."""
+        flush = getattr(self.node, "flush", None)
+        return self.outputs(flush()) if flush is not None else iter(())
+
+    def cleanup(self):
+        self.call(self.node.cleanup)
+
+    def close(self):
+        """Closes the event loop (after `cleanup`)."""
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
 
 def collect_outputs(result):
     """Normalizes what `process` returned into a list of items."""
-    if result is None:
-        return []
-    if inspect.isawaitable(result):
-        return collect_outputs(asyncio.run(_await(result)))
-    if inspect.isasyncgen(result):
-        return asyncio.run(_drain_async(result))
-    if isinstance(result, list):
-        return list(result)
-    if isinstance(result, (str, bytes, bytearray, dict, Audio, Video, np.ndarray)):
-        return [result]
-    if inspect.isgenerator(result) or hasattr(result, "__next__"):
-        return list(result)
-    return [result]
-
-
-async def _await(awaitable):
-    return await awaitable
-
-
-def _call(fn, *args):
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        return asyncio.run(_await(result))
-    return result
+    calls = NodeCalls(None)
+    try:
+        return list(calls.outputs(result))
+    finally:
+        calls.close()
 
 
 def run_node(node_instance, items):
     """Runs a node over `items` in this process as the executor would: initialize, process
     each item, flush at the end, cleanup. Returns every emitted item, in order."""
-    _call(node_instance.initialize)
+    calls = NodeCalls(node_instance)
+    calls.initialize()
     outputs = []
     try:
         for item in items:
-            outputs.extend(collect_outputs(node_instance.process(item)))
-        flush = getattr(node_instance, "flush", None)
-        if flush is not None:
-            outputs.extend(collect_outputs(flush()))
+            outputs.extend(calls.process(item))
+        outputs.extend(calls.flush())
     finally:
-        _call(node_instance.cleanup)
+        try:
+            calls.cleanup()
+        finally:
+            calls.close()
     return outputs
-
-
-_TENSOR_DTYPES = {
-    "f32": np.float32, "f64": np.float64, "f16": np.float16, "i8": np.int8, "i16": np.int16,
-    "i32": np.int32, "i64": np.int64, "u8": np.uint8, "bool": np.bool_,
-}
-
-
-def decode_frame(buffer):
-    """Decodes one frame (bytes, bytearray, memoryview). Audio samples, video pixels and
-    tensor elements are views of `buffer`, not copies."""
-    kind, fields, offset, length = frame_header(buffer)
-    payload = memoryview(buffer)[offset:offset + length]
-    if kind == "audio":
-        return Audio(np.frombuffer(payload, dtype=np.float32), fields["sample_rate"], fields["channels"],
-                     fields.get("stream_id"), fields["timestamp_us"])
-    if kind == "video":
-        return Video(np.frombuffer(payload, dtype=np.uint8), fields["width"], fields["height"], fields["format"],
-                     fields.get("codec"), fields["frame_number"], fields["timestamp_us"],
-                     fields.get("is_keyframe", False), fields.get("stream_id"))
-    if kind == "text":
-        return bytes(payload).decode("utf-8")
-    if kind == "json":
-        return json.loads(bytes(payload))
-    if kind == "binary":
-        return bytes(payload)
-    if kind == "tensor":
-        return np.frombuffer(payload, dtype=_TENSOR_DTYPES[fields["dtype"]]).reshape(fields["shape"])
-    raise ValueError(f"bad frame: unknown kind {kind!r}")

@@ -17,8 +17,6 @@ Stdin stays open while the runtime lives: end of file means the runtime is gone,
 worker exits.
 """
 
-import asyncio
-import inspect
 import json
 import os
 import sys
@@ -63,46 +61,6 @@ def find_node_class(node_type, modules=()):
         f"@remotemedia.node: {registered}; published in the {ENTRY_POINT_GROUP!r} entry points: "
         f"{published}). Install the package that provides it, or list the module that defines "
         f"it in the node's multiprocess.modules")
-
-
-async def _drain(agen):
-    return [item async for item in agen]
-
-
-class _Calls:
-    """Calls node methods, running coroutines and async generators on one event loop."""
-
-    def __init__(self, node):
-        self.node = node
-        self.loop = None
-
-    def _run(self, awaitable):
-        if self.loop is None:
-            self.loop = asyncio.new_event_loop()
-        return self.loop.run_until_complete(awaitable)
-
-    def outputs(self, result):
-        if inspect.isawaitable(result):
-            result = self._run(result)
-        if inspect.isasyncgen(result):
-            return self._run(_drain(result))
-        return sdk.collect_outputs(result)
-
-    def call(self, method):
-        result = method()
-        if inspect.isawaitable(result):
-            self._run(result)
-
-    def process(self, item):
-        return self.outputs(self.node.process(item))
-
-    def flush(self):
-        flush = getattr(self.node, "flush", None)
-        return self.outputs(flush()) if flush is not None else []
-
-    def close(self):
-        if self.loop is not None:
-            self.loop.close()
 
 
 def _exit_when_stdin_closes():
@@ -151,8 +109,8 @@ def main():
         cls = find_node_class(node_type, assignment.get("modules") or [])
         phase = "initialize"
         node = cls(node_id=assignment.get("node_id"), params=assignment.get("params") or {})
-        calls = _Calls(node)
-        calls.call(node.initialize)
+        calls = sdk.NodeCalls(node)
+        calls.initialize()
     except BaseException as exc:  # everything, SystemExit from node code included
         message, trace = _describe(exc)
         channel.fail(message, trace, phase)
@@ -170,7 +128,7 @@ def main():
         channel.serve(calls.process, calls.flush)
     finally:
         try:
-            calls.call(node.cleanup)
+            calls.cleanup()
         except BaseException as exc:
             # The runtime has stopped listening; the report goes to the log.
             message, trace = _describe(exc)

@@ -1,123 +1,15 @@
-//! The wire between the runtime and one Python worker: iceoryx2 shared memory.
-//!
-//! Each node instance gets a *channel*: two publish/subscribe services carrying byte slices
-//! (`<name>/in`: runtime → worker, `<name>/out`: worker → runtime) and two event services
-//! (`<name>/in.event`, `<name>/out.event`) whose notifications wake the other side, so an
-//! idle side sleeps in the kernel instead of polling. Every sample carries an [`Envelope`]
-//! (message kind, flags, sequence number) as its user header; data samples carry one item
-//! encoded with the runtime's frame codec
-//! ([`remotemedia_runtime_core::data::codec`]), written straight into the loaned shared
-//! memory and read in place by the receiver.
-//!
-//! The runtime side ([`Endpoint::host`]) creates the services and its ports before the
-//! worker starts; the worker ([`Endpoint::worker`]) opens them and answers
-//! [`MessageKind::Ready`] once its node is initialized. Both sides are this module, so the
-//! protocol is written once: the worker side runs inside the `remotemedia` Python
-//! extension.
-//!
-//! Conversation, per input item `seq`:
-//!
-//! ```text
-//! runtime                               worker
-//!   Data(seq, frame)          ───────▶   node.process(item)
-//!                              ◀───────  Output(seq, frame)   (zero or more)
-//!                              ◀───────  Done(seq)            or Error(seq, report)
-//!   Flush(seq)                ───────▶   node.flush()
-//!                              ◀───────  Output(seq, ..)*, Done(seq)
-//!   Shutdown                  ───────▶   node.cleanup(), exit
-//! ```
-//!
-//! An `Output` whose payload is exactly the payload of the input being processed (a node
-//! returning its input audio unchanged) is sent as its frame head only, flagged
-//! [`FLAG_PAYLOAD_IS_INPUT`]; the runtime reuses the buffer it sent.
+//! [`Endpoint`]: one side of a node's channel — its iceoryx2 ports.
 
+use crate::message::{Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT};
+use crate::{ipc_err, IpcError, PayloadIdentity};
 use iceoryx2::prelude::*;
+use remotemedia_runtime_core::data::codec::{FrameSink, FrameWriter};
+use remotemedia_runtime_core::data::RuntimeData;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
 /// The iceoryx2 service variant both sides use: ports that may move between threads.
 pub type Service = ipc_threadsafe::Service;
-
-/// Header of every sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ZeroCopySend)]
-#[type_name("RemoteMediaEnvelope")]
-#[repr(C)]
-pub struct Envelope {
-    /// A [`MessageKind`] as a number.
-    pub kind: u32,
-    /// Bit flags ([`FLAG_PAYLOAD_IS_INPUT`]).
-    pub flags: u32,
-    /// The input item this message belongs to.
-    pub seq: u64,
-}
-
-/// The payload of this `Output` is the payload of the input being processed; only the
-/// frame head was sent.
-pub const FLAG_PAYLOAD_IS_INPUT: u32 = 1;
-
-/// What a sample means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Runtime → worker: process this frame.
-    Data,
-    /// Runtime → worker: end of stream, emit what is buffered.
-    Flush,
-    /// Runtime → worker: clean up and exit.
-    Shutdown,
-    /// Worker → runtime: the node is initialized (payload: JSON facts about the worker).
-    Ready,
-    /// Worker → runtime: one output item (payload: a frame).
-    Output,
-    /// Worker → runtime: every output of `seq` has been sent.
-    Done,
-    /// Worker → runtime: the node raised (payload: JSON `{message, traceback, phase}`).
-    Error,
-}
-
-impl MessageKind {
-    /// The number carried in [`Envelope::kind`].
-    pub fn code(self) -> u32 {
-        match self {
-            MessageKind::Data => 1,
-            MessageKind::Flush => 2,
-            MessageKind::Shutdown => 3,
-            MessageKind::Ready => 10,
-            MessageKind::Output => 11,
-            MessageKind::Done => 12,
-            MessageKind::Error => 13,
-        }
-    }
-
-    /// The kind a number stands for.
-    pub fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            1 => MessageKind::Data,
-            2 => MessageKind::Flush,
-            3 => MessageKind::Shutdown,
-            10 => MessageKind::Ready,
-            11 => MessageKind::Output,
-            12 => MessageKind::Done,
-            13 => MessageKind::Error,
-            _ => return None,
-        })
-    }
-}
-
-/// An IPC failure, in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpcError(pub String);
-
-impl std::fmt::Display for IpcError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for IpcError {}
-
-fn ipc_err(what: &str, e: impl std::fmt::Debug) -> IpcError {
-    IpcError(format!("{what}: {e:?}"))
-}
 
 /// Where a channel lives: its service name and the iceoryx2 files it uses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -283,16 +175,17 @@ impl Endpoint {
         })
     }
 
-    /// Sends one message whose payload `write` produces into `len` bytes of shared memory.
-    /// `write` must fill all `len` bytes. Does not wake the other side: call
-    /// [`notify`](Self::notify) after the last message of a batch.
-    pub fn send_with(
+    /// Sends one message whose payload `write` puts into `len` bytes of loaned shared
+    /// memory. Bytes `write` does not put are zeroed, so every byte sent is initialized.
+    /// Does not wake the other side: call [`notify`](Self::notify) after the last message
+    /// of a batch.
+    fn send_with(
         &self,
         kind: MessageKind,
         flags: u32,
         seq: u64,
         len: usize,
-        write: impl FnOnce(&mut [u8]) -> Result<(), IpcError>,
+        write: impl FnOnce(&mut UninitSink<'_>),
     ) -> Result<(), IpcError> {
         let mut sample = self
             .publisher
@@ -303,8 +196,11 @@ impl Endpoint {
             flags,
             seq,
         };
-        write(init_bytes(sample.payload_mut()))?;
-        // SAFETY: `init_bytes` documents why every byte is initialized; `write` wrote them.
+        let mut sink = UninitSink::new(sample.payload_mut());
+        write(&mut sink);
+        sink.zero_rest();
+        // SAFETY: `UninitSink` wrote every byte of the payload (what `write` put, zeros
+        // for the rest) through `MaybeUninit::write_copy_of_slice`.
         let sample = unsafe { sample.assume_init() };
         sample
             .send()
@@ -314,10 +210,31 @@ impl Endpoint {
 
     /// Sends a message with `payload` copied in.
     pub fn send_bytes(&self, kind: MessageKind, seq: u64, payload: &[u8]) -> Result<(), IpcError> {
-        self.send_with(kind, 0, seq, payload.len(), |out| {
-            out.copy_from_slice(payload);
-            Ok(())
-        })
+        self.send_with(kind, 0, seq, payload.len(), |out| out.put(payload))
+    }
+
+    /// Sends a message without payload (`Flush`, `Shutdown`, `Done`).
+    pub fn send_control(&self, kind: MessageKind, seq: u64) -> Result<(), IpcError> {
+        self.send_with(kind, 0, seq, 0, |_| {})
+    }
+
+    /// Sends `data` as one frame. When its payload is the buffer `input` identifies (a
+    /// node returning the input it is processing), only the frame head is sent, flagged
+    /// [`FLAG_PAYLOAD_IS_INPUT`]: the receiver already holds the payload.
+    pub fn send_frame(
+        &self,
+        kind: MessageKind,
+        seq: u64,
+        data: &RuntimeData,
+        input: Option<PayloadIdentity>,
+    ) -> Result<(), IpcError> {
+        let writer = FrameWriter::new(data);
+        if input.is_some() && crate::payload_identity(data) == input {
+            return self.send_with(kind, FLAG_PAYLOAD_IS_INPUT, seq, writer.head_len(), |out| {
+                writer.write_head_to(out)
+            });
+        }
+        self.send_with(kind, 0, seq, writer.len(), |out| writer.write_to(out))
     }
 
     /// Wakes the other side.
@@ -374,16 +291,58 @@ impl Endpoint {
     }
 }
 
-/// The envelope and kind of a received sample.
-pub fn envelope(sample: &Received) -> (Option<MessageKind>, Envelope) {
-    let envelope = *sample.user_header();
-    (MessageKind::from_code(envelope.kind), envelope)
+/// Writes into loaned, uninitialized shared memory from its start, keeping count of what
+/// it has written, so the sender can tell that every byte is initialized.
+pub(crate) struct UninitSink<'a> {
+    out: &'a mut [MaybeUninit<u8>],
+    written: usize,
 }
 
-/// Views a loaned slice as bytes for writing.
-fn init_bytes(buffer: &mut [MaybeUninit<u8>]) -> &mut [u8] {
-    // SAFETY: the loaned memory is shared memory mapped from a file: the kernel zero-fills
-    // it when it is first mapped and afterwards it holds earlier messages, so every byte is
-    // initialized; `u8` has no invalid values. Callers write the whole slice before sending.
-    unsafe { std::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<u8>(), buffer.len()) }
+impl<'a> UninitSink<'a> {
+    fn new(out: &'a mut [MaybeUninit<u8>]) -> Self {
+        Self { out, written: 0 }
+    }
+
+    /// Zeroes what was not written.
+    fn zero_rest(&mut self) {
+        for byte in &mut self.out[self.written..] {
+            byte.write(0);
+        }
+        self.written = self.out.len();
+    }
+}
+
+impl FrameSink for UninitSink<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = (self.written + bytes.len()).min(self.out.len());
+        let n = end - self.written;
+        self.out[self.written..end].write_copy_of_slice(&bytes[..n]);
+        self.written = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sink_writes_in_order_and_zeroes_the_rest() {
+        let mut memory = [MaybeUninit::<u8>::uninit(); 8];
+        let mut sink = UninitSink::new(&mut memory);
+        sink.put(&[1, 2]);
+        sink.put(&[3]);
+        assert_eq!(sink.written, 3);
+        sink.zero_rest();
+        // SAFETY: the sink has written all eight bytes.
+        let bytes: Vec<u8> = memory.iter().map(|b| unsafe { b.assume_init() }).collect();
+        assert_eq!(bytes, [1, 2, 3, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn the_sink_never_writes_past_the_loan() {
+        let mut memory = [MaybeUninit::<u8>::uninit(); 2];
+        let mut sink = UninitSink::new(&mut memory);
+        sink.put(&[1, 2, 3]);
+        assert_eq!(sink.written, 2);
+    }
 }

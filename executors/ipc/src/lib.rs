@@ -1,0 +1,77 @@
+//! `remotemedia-ipc`: the worker protocol — the wire between the runtime and one
+//! out-of-process node, over iceoryx2 shared memory.
+//!
+//! Both ends use this crate: the executors that start workers (`remotemedia-multiprocess`,
+//! `remotemedia-docker`) on the runtime side, and the worker loop inside the `remotemedia`
+//! Python extension on the other. The protocol is therefore written once: the services,
+//! the message envelope, how frames are written into and read out of shared memory, the
+//! polling policy, and the error report.
+//!
+//! # Channel
+//!
+//! Each node instance gets a *channel*: two publish/subscribe services carrying byte slices
+//! (`<name>/in`: runtime → worker, `<name>/out`: worker → runtime) and two event services
+//! (`<name>/in.event`, `<name>/out.event`) whose notifications wake the other side, so an
+//! idle side sleeps in the kernel instead of polling. Every sample carries an [`Envelope`]
+//! (message kind, flags, sequence number) as its user header; data samples carry one item
+//! encoded with the runtime's frame codec
+//! ([`remotemedia_runtime_core::data::codec`]), written straight into the loaned shared
+//! memory ([`Endpoint::send_frame`]) and read in place by the receiver
+//! ([`SampleHolder::decode`]).
+//!
+//! The runtime side ([`Endpoint::host`]) creates the services and its ports before the
+//! worker starts; the worker ([`Endpoint::worker`]) opens them and answers
+//! [`MessageKind::Ready`] once its node is initialized.
+//!
+//! # Conversation, per input item `seq`
+//!
+//! ```text
+//! runtime                               worker
+//!   Data(seq, frame)          ───────▶   node.process(item)
+//!                              ◀───────  Output(seq, frame)   (zero or more, as produced)
+//!                              ◀───────  Done(seq)            or Error(seq, report)
+//!   Flush(seq)                ───────▶   node.flush()
+//!                              ◀───────  Output(seq, ..)*, Done(seq)
+//!   Shutdown                  ───────▶   node.cleanup(), exit
+//! ```
+//!
+//! An `Output` whose payload is exactly the payload of the input being processed (a node
+//! returning its input audio unchanged) is sent as its frame head only, flagged
+//! [`FLAG_PAYLOAD_IS_INPUT`]; the runtime reuses the buffer it sent.
+//!
+//! # Waiting
+//!
+//! After a message, each side polls briefly for the answer before it sleeps on the event
+//! service ([`Spin`]): a quick node answers sooner than a sleep/wake round trip, and a
+//! side whose polling keeps missing (a slow model, a stream paced in real time) stops
+//! polling for a while.
+
+mod endpoint;
+mod frames;
+mod message;
+mod report;
+mod spin;
+
+pub use endpoint::{
+    ChannelSpec, Endpoint, Received, Service, DEFAULT_PREFIX, DEFAULT_ROOT, MAX_BORROWED,
+};
+pub use frames::{payload_identity, PayloadIdentity, SampleHolder};
+pub use message::{envelope, Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT};
+pub use report::ErrorReport;
+pub use spin::Spin;
+
+/// An IPC failure, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcError(pub String);
+
+impl std::fmt::Display for IpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+pub(crate) fn ipc_err(what: &str, e: impl std::fmt::Debug) -> IpcError {
+    IpcError(format!("{what}: {e:?}"))
+}
