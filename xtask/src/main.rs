@@ -4,6 +4,7 @@ mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
 mod python_env;
+mod soak;
 mod venv;
 
 use anyhow::{bail, Context, Result};
@@ -48,6 +49,14 @@ enum Task {
     /// Create the Python environment Python nodes run in (the wheel, remotemedia-nodes and
     /// its models, espeak-ng) and print its interpreter, for REMOTEMEDIA_PYTHON.
     PythonEnv,
+    /// Run every test suite (each test binary of the workspace, the wheel's pytest suite,
+    /// the grpcio client) many times in a row and report every failure: a test that
+    /// passes only sometimes is a failing test. Not part of CI.
+    Soak {
+        /// How many times to run each suite.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -61,6 +70,7 @@ fn main() -> Result<()> {
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
+        Task::Soak { runs } => soak::run(&root, runs),
         Task::PythonEnv => {
             let python = python_env::ensure(&root, &absolute_target_dir())?;
             println!("{}", python.display());
@@ -102,7 +112,7 @@ pub(crate) fn run(mut command: Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo_args(args: &[&str]) -> Command {
+pub(crate) fn cargo_args(args: &[&str]) -> Command {
     let mut c = cargo();
     c.args(args);
     c
@@ -197,13 +207,13 @@ fn ci() -> Result<()> {
     Ok(())
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
-fn absolute_target_dir() -> PathBuf {
+pub(crate) fn absolute_target_dir() -> PathBuf {
     let target = target_dir();
     std::fs::create_dir_all(&target).ok();
     std::fs::canonicalize(&target).unwrap_or(target)

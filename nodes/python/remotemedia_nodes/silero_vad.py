@@ -8,8 +8,10 @@ Same event contract as the native `VADNode`: for each audio input, one Json even
 
     {"has_speech", "speech_probability", "is_speech_start", "is_speech_end", "timestamp_ms"}
 
-(plus `speech_start_ms` on a start and `speech_end_ms` on an end), then the audio itself,
-unchanged. Other data types pass through.
+(plus `speech_start_ms` on a start, `speech_end_ms` on an end, and the audio's
+`stream_id` when it has one), then the audio itself, unchanged. Each track (`stream_id`)
+has its own detector state; the model is loaded once per sample rate. Other data types
+pass through.
 """
 
 import importlib.util
@@ -39,8 +41,9 @@ def model_path():
 
 
 class SileroModel:
-    """The stateful Silero VAD v5 model: 512-sample windows at 16 kHz (256 at 8 kHz), each
-    with the previous 64 (32) samples as context."""
+    """The Silero VAD v5 model for one sample rate: 512-sample windows at 16 kHz (256 at
+    8 kHz), each with the previous 64 (32) samples as context. The model's recurrent state
+    lives in a `SileroState`, one per track."""
 
     def __init__(self, sample_rate):
         import onnxruntime
@@ -53,21 +56,40 @@ class SileroModel:
         self.sample_rate = sample_rate
         self.window = 512 if sample_rate == 16000 else 256
         self.context_size = 64 if sample_rate == 16000 else 32
-        self.reset()
 
-    def reset(self):
-        self.state = np.zeros((2, 1, 128), dtype=np.float32)
-        self.context = np.zeros((1, self.context_size), dtype=np.float32)
-
-    def __call__(self, window):
-        x = np.concatenate([self.context, window.reshape(1, -1)], axis=1)
-        out, self.state = self.session.run(None, {
+    def __call__(self, state, window):
+        """The speech probability of `window`, advancing `state`."""
+        x = np.concatenate([state.context, window.reshape(1, -1)], axis=1)
+        out, state.rnn = self.session.run(None, {
             "input": x,
-            "state": self.state,
+            "state": state.rnn,
             "sr": np.array(self.sample_rate, dtype=np.int64),
         })
-        self.context = x[:, -self.context_size:]
+        state.context = x[:, -self.context_size:]
         return float(out.reshape(-1)[0])
+
+
+class SileroState:
+    """One track's detector: the model's recurrent state and the speech state machine."""
+
+    def __init__(self, model, timestamp_ms):
+        self.model = model
+        self.rate = model.sample_rate
+        self.rnn = np.zeros((2, 1, 128), dtype=np.float32)
+        self.context = np.zeros((1, model.context_size), dtype=np.float32)
+        self.window_ms = model.window * 1000.0 / model.sample_rate
+        self.carry = np.zeros(0, dtype=np.float32)
+        self.in_speech = False
+        self.speech_run_ms = 0.0
+        self.run_start_ms = 0.0
+        self.dip_ms = 0.0
+        self.silence_run_ms = 0.0
+        self.silence_start_ms = 0.0
+        self.next_window_ms = timestamp_ms
+
+
+#: Tracks a node keeps state for at most (as the native audio nodes).
+MAX_TRACKS = 64
 
 
 @remotemedia.node("SileroVADNode")
@@ -79,31 +101,29 @@ class SileroVADNode(remotemedia.Node):
     averaged."""
 
     def initialize(self):
-        self.threshold = float(self.params.get("threshold", 0.5))
-        self.min_speech_ms = float(self.params.get("min_speech_duration_ms", 250))
-        self.min_silence_ms = float(self.params.get("min_silence_duration_ms", 100))
-        self.speech_pad_ms = float(self.params.get("speech_pad_ms", 30))
+        self.threshold = float(self.params["threshold"])
+        self.min_speech_ms = float(self.params["min_speech_duration_ms"])
+        self.min_silence_ms = float(self.params["min_silence_duration_ms"])
+        self.speech_pad_ms = float(self.params["speech_pad_ms"])
         self.models = {}
-        self.model = None
-        self.rate = None
+        self.tracks = {}
         # Load the 16 kHz model now, so the first item does not pay for it.
         self.models[16000] = SileroModel(16000)
 
-    def _start_stream(self, rate, timestamp_ms):
+    def _track(self, stream_id, rate, timestamp_ms):
+        track = self.tracks.get(stream_id)
+        if track is not None and track.rate == rate:
+            return track
+        if track is None and len(self.tracks) >= MAX_TRACKS:
+            raise ValueError(
+                f"audio of a {MAX_TRACKS + 1}th track ({stream_id or 'untagged'}) arrived; "
+                f"a node keeps state for at most {MAX_TRACKS} tracks")
         if rate not in self.models:
             self.models[rate] = SileroModel(rate)
-        self.model = self.models[rate]
-        self.model.reset()
-        self.rate = rate
-        self.window_ms = self.model.window * 1000.0 / rate
-        self.carry = np.zeros(0, dtype=np.float32)
-        self.in_speech = False
-        self.speech_run_ms = 0.0
-        self.run_start_ms = 0.0
-        self.dip_ms = 0.0
-        self.silence_run_ms = 0.0
-        self.silence_start_ms = 0.0
-        self.next_window_ms = timestamp_ms
+        # A new track, or another rate (another signal): the detector starts over.
+        track = SileroState(self.models[rate], timestamp_ms)
+        self.tracks[stream_id] = track
+        return track
 
     def process(self, data):
         if not isinstance(data, remotemedia.Audio):
@@ -121,49 +141,48 @@ class SileroVADNode(remotemedia.Node):
                     f"SileroVADNode needs 16 kHz or 8 kHz audio, got {data.sample_rate} Hz: "
                     "put a FastResampleNode with target_rate 16000 before it")
         timestamp_ms = data.timestamp_us / 1000.0
-        if rate != self.rate:
-            self._start_stream(rate, timestamp_ms)
+        t = self._track(data.stream_id, rate, timestamp_ms)
 
         started = ended = None
-        any_speech = self.in_speech
+        any_speech = t.in_speech
         max_probability = 0.0
-        max_dip_ms = min(max(self.min_silence_ms, self.window_ms), 100.0)
-        buffer = np.concatenate([self.carry, samples]) if self.carry.size else samples
-        window = self.model.window
+        max_dip_ms = min(max(self.min_silence_ms, t.window_ms), 100.0)
+        buffer = np.concatenate([t.carry, samples]) if t.carry.size else samples
+        window = t.model.window
         whole = len(buffer) // window * window
         for offset in range(0, whole, window):
-            window_ms = self.next_window_ms
-            self.next_window_ms += self.window_ms
-            p = self.model(buffer[offset:offset + window])
+            window_ms = t.next_window_ms
+            t.next_window_ms += t.window_ms
+            p = t.model(t, buffer[offset:offset + window])
             max_probability = max(max_probability, p)
-            if self.in_speech:
+            if t.in_speech:
                 if p < max(self.threshold - HYSTERESIS, 0.0):
-                    if self.silence_run_ms == 0.0:
-                        self.silence_start_ms = window_ms
-                    self.silence_run_ms += self.window_ms
-                    if self.silence_run_ms >= self.min_silence_ms + self.speech_pad_ms:
-                        self.in_speech = False
-                        self.speech_run_ms = 0.0
-                        self.dip_ms = 0.0
-                        ended = self.silence_start_ms
+                    if t.silence_run_ms == 0.0:
+                        t.silence_start_ms = window_ms
+                    t.silence_run_ms += t.window_ms
+                    if t.silence_run_ms >= self.min_silence_ms + self.speech_pad_ms:
+                        t.in_speech = False
+                        t.speech_run_ms = 0.0
+                        t.dip_ms = 0.0
+                        ended = t.silence_start_ms
                 else:
-                    self.silence_run_ms = 0.0
+                    t.silence_run_ms = 0.0
             elif p >= self.threshold:
-                if self.speech_run_ms == 0.0:
-                    self.run_start_ms = window_ms
-                self.dip_ms = 0.0
-                self.speech_run_ms += self.window_ms
-                if self.speech_run_ms >= max(self.min_speech_ms, self.window_ms):
-                    self.in_speech = True
-                    self.silence_run_ms = 0.0
-                    started = self.run_start_ms
+                if t.speech_run_ms == 0.0:
+                    t.run_start_ms = window_ms
+                t.dip_ms = 0.0
+                t.speech_run_ms += t.window_ms
+                if t.speech_run_ms >= max(self.min_speech_ms, t.window_ms):
+                    t.in_speech = True
+                    t.silence_run_ms = 0.0
+                    started = t.run_start_ms
                     any_speech = True
-            elif self.speech_run_ms > 0.0:
-                self.dip_ms += self.window_ms
-                if self.dip_ms > max_dip_ms:
-                    self.speech_run_ms = 0.0
-                    self.dip_ms = 0.0
-        self.carry = np.array(buffer[whole:], dtype=np.float32)
+            elif t.speech_run_ms > 0.0:
+                t.dip_ms += t.window_ms
+                if t.dip_ms > max_dip_ms:
+                    t.speech_run_ms = 0.0
+                    t.dip_ms = 0.0
+        t.carry = np.array(buffer[whole:], dtype=np.float32)
 
         event = {
             "has_speech": any_speech,
@@ -176,4 +195,6 @@ class SileroVADNode(remotemedia.Node):
             event["speech_start_ms"] = started
         if ended is not None:
             event["speech_end_ms"] = ended
+        if data.stream_id is not None:
+            event["stream_id"] = data.stream_id
         return [event, data]

@@ -20,9 +20,9 @@ LANGUAGES = {"pocketsphinx": ("en-us",)}
 @remotemedia.node("SpeechRecognitionNode")
 class SpeechRecognitionNode(remotemedia.Node):
     def initialize(self):
-        self.engine = self.params.get("engine", "pocketsphinx")
-        self.language = self.params.get("language", "en-us")
-        self.emit_empty = bool(self.params.get("emit_empty", False))
+        self.engine = self.params["engine"]
+        self.language = self.params["language"]
+        self.emit_empty = bool(self.params["emit_empty"])
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r} (available: {', '.join(ENGINES)})")
         if self.language not in LANGUAGES[self.engine]:

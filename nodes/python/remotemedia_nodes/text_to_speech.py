@@ -35,12 +35,12 @@ def resample(samples, source_rate, target_rate):
 @remotemedia.node("TextToSpeechNode")
 class TextToSpeechNode(remotemedia.Node):
     def initialize(self):
-        self.engine = self.params.get("engine", "espeak-ng")
+        self.engine = self.params["engine"]
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r} (available: {', '.join(ENGINES)})")
-        self.voice = str(self.params.get("voice", "en-us"))
-        self.rate = int(self.params.get("rate", 175))
-        self.sample_rate = int(self.params.get("sample_rate", 22050))
+        self.voice = str(self.params["voice"])
+        self.rate = int(self.params["rate"])
+        self.sample_rate = int(self.params["sample_rate"])
         self.binary = shutil.which("espeak-ng")
         if self.binary is None:
             raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")

@@ -161,9 +161,8 @@ impl FnNodeFactory {
     where
         F: Fn(Value) -> Result<Box<dyn NodeExecutor>> + Send + Sync + 'static,
     {
-        let node_type = node_type.rsplit("::").next().unwrap_or(node_type).trim();
         Self {
-            node_type: node_type.to_owned(),
+            node_type: short_type_name(node_type),
             schema,
             build: Box::new(build),
         }
@@ -172,12 +171,7 @@ impl FnNodeFactory {
     /// A factory for a [`ConfigurableNode`]: its schema comes from its params type, and
     /// each instance is built from the validated params deserialized into that type.
     pub fn configurable<N: ConfigurableNode>(node_type: &str) -> Self {
-        let name = node_type
-            .rsplit("::")
-            .next()
-            .unwrap_or(node_type)
-            .trim()
-            .to_owned();
+        let name = short_type_name(node_type);
         let type_name = name.clone();
         Self::new(&name, Some(N::Params::schema()), move |params| {
             let params = N::Params::from_normalized(&type_name, &params)?;
@@ -194,12 +188,7 @@ impl FnNodeFactory {
         N: Node,
         F: Fn(Value) -> Option<Result<N>> + Send + Sync + 'static,
     {
-        let name = node_type
-            .rsplit("::")
-            .next()
-            .unwrap_or(node_type)
-            .trim()
-            .to_owned();
+        let name = short_type_name(node_type);
         let type_name = name.clone();
         Self::new(&name, N::params_schema(), move |params| {
             match build(params) {
@@ -219,6 +208,16 @@ impl FnNodeFactory {
             }
         })
     }
+}
+
+/// A Rust path like `my::MyNode` as the type name manifests use: `MyNode`.
+fn short_type_name(node_type: &str) -> String {
+    node_type
+        .rsplit("::")
+        .next()
+        .unwrap_or(node_type)
+        .trim()
+        .to_owned()
 }
 
 impl std::fmt::Debug for FnNodeFactory {

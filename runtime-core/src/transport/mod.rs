@@ -178,6 +178,56 @@ pub trait PipelineTransport: Send + Sync {
     }
 }
 
+/// Runs `inputs` through `session` to the end, the way every unary call does: sends each
+/// input and takes what it produced before the next (so a long input list cannot fill the
+/// output queue), ends the input, takes what the flush produced. Each output goes to
+/// `on_output` as it arrives; an error from it stops the run (the session is closed).
+///
+/// ```
+/// use remotemedia_runtime_core::manifest::Manifest;
+/// use remotemedia_runtime_core::transport::{run_to_end, PipelineRunner, PipelineTransport, TransportData};
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> remotemedia_runtime_core::Result<()> {
+/// let runner = PipelineRunner::new()?;
+/// let manifest = Arc::new(Manifest::from_yaml("nodes: [{id: s, node_type: TextCollectorNode}]")?);
+/// let session = runner.stream(manifest).await?;
+/// let mut sentences = Vec::new();
+/// let inputs = ["One. Tw", "o."].map(|t| TransportData::new(t.into())).to_vec();
+/// run_to_end(&*session, inputs, |out| {
+///     sentences.push(out.data.as_text().unwrap_or_default().to_owned());
+///     Ok(())
+/// })
+/// .await?;
+/// assert_eq!(sentences, ["One.", "Two."]);
+/// # Ok(()) }
+/// ```
+pub async fn run_to_end(
+    session: &dyn StreamSession,
+    inputs: impl IntoIterator<Item = TransportData>,
+    mut on_output: impl FnMut(TransportData) -> Result<()> + Send,
+) -> Result<()> {
+    let outcome = async {
+        for input in inputs {
+            session.send_input(input).await?;
+            while let Some(output) = session.recv_output().await? {
+                on_output(output)?;
+            }
+        }
+        session.close().await?;
+        while let Some(output) = session.recv_output().await? {
+            on_output(output)?;
+        }
+        Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = session.close().await;
+    }
+    outcome
+}
+
 /// One streaming session, whatever transport created it.
 ///
 /// The contract, which every implementation keeps:

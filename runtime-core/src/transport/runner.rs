@@ -176,17 +176,11 @@ impl PipelineRunner {
     ) -> Result<Vec<TransportData>> {
         let session = self.create_stream_session(pipeline).await?;
         let mut outputs = Vec::new();
-        for input in inputs {
-            // Drain between inputs so a long input list cannot fill the output channel.
-            session.send_input(input).await?;
-            while let Some(output) = session.recv_output().await? {
-                outputs.push(output);
-            }
-        }
-        session.close().await?;
-        while let Some(output) = session.recv_output().await? {
+        super::run_to_end(&session, inputs, |output| {
             outputs.push(output);
-        }
+            Ok(())
+        })
+        .await?;
         Ok(outputs)
     }
 

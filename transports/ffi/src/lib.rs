@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::transport::{
-    PipelineRunner, PipelineTransport, StreamSession as CoreSession, TransportData,
+    run_to_end, PipelineRunner, PipelineTransport, StreamSession as CoreSession, TransportData,
 };
 use remotemedia_runtime_core::Error;
 use std::sync::{Arc, OnceLock};
@@ -163,17 +163,11 @@ fn execute(
         rt.block_on(async {
             let session = runner.stream_pipeline(pipeline).await?;
             let mut outputs = Vec::new();
-            for input in data {
-                // Drain between inputs so a long input list cannot fill the output queue.
-                session.send_input(input).await?;
-                while let Some(output) = session.recv_output().await? {
-                    outputs.push(output);
-                }
-            }
-            session.close().await?;
-            while let Some(output) = session.recv_output().await? {
+            run_to_end(&*session, data, |output| {
                 outputs.push(output);
-            }
+                Ok(())
+            })
+            .await?;
             Ok::<_, Error>(outputs)
         })
     });
@@ -331,6 +325,46 @@ fn nodes(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
 
+/// `params` of a node of `node_type` as the runtime validates and normalizes them:
+/// snake_case keys, defaults filled in, errors naming the param. Types the runtime does not
+/// know (a node class defined only in Python) get their params back unchanged.
+#[pyfunction]
+#[pyo3(signature = (node_type, params=None))]
+fn normalize_params(
+    py: Python<'_>,
+    node_type: &str,
+    params: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let json = py.import("json")?;
+    let given: serde_json::Value = match params {
+        None => serde_json::Value::Null,
+        Some(p) if p.is_none() => serde_json::Value::Null,
+        Some(p) => serde_json::from_str(&json.call_method1("dumps", (p,))?.extract::<String>()?)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?,
+    };
+    let registry = runner()?.registry();
+    let schema = registry
+        .python_type(node_type)
+        .and_then(|t| t.schema.clone())
+        .or_else(|| {
+            registry
+                .rust_factory(node_type)
+                .and_then(|f| f.params_schema())
+        });
+    let normalized = match schema {
+        Some(schema) => schema
+            .validate("", node_type, &given)
+            .map_err(|e| to_py_err(py, &e))?,
+        None => match given {
+            serde_json::Value::Null => serde_json::json!({}),
+            other => other,
+        },
+    };
+    Ok(json
+        .call_method1("loads", (normalized.to_string(),))?
+        .unbind())
+}
+
 /// Encodes one item as a frame (the runtime's frame codec, see `decode_frame`).
 #[pyfunction]
 fn encode_frame<'py>(
@@ -398,6 +432,7 @@ fn _remotemedia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(frame_header, m)?)?;
     m.add_function(wrap_pyfunction!(decode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_params, m)?)?;
     m.add_class::<StreamSession>()?;
     m.add_class::<worker::WorkerChannel>()?;
     m.add_class::<Output>()?;

@@ -62,3 +62,42 @@ def test_find_node_class_names_what_it_searched():
     with pytest.raises(LookupError, match="no Python node class 'Nope' was found"):
         find_node_class("Nope")
     assert find_node_class("EchoNode").__name__ == "EchoNode"
+
+
+def test_catalog_nodes_get_their_defaults_from_the_runtimes_schema():
+    from remotemedia_nodes.text_to_speech import TextToSpeechNode
+
+    node = TextToSpeechNode(params={"sampleRate": 16000})
+    assert node.params["sample_rate"] == 16000, "camelCase normalized as in a manifest"
+    assert node.params["rate"] == 175 and node.params["voice"] == "en-us", "defaults filled in"
+    with pytest.raises(remotemedia.ManifestError, match="param 'rate'"):
+        TextToSpeechNode(params={"rate": 5})
+
+
+def _speech_bursts(rate=16000):
+    t = np.arange(int(0.6 * rate)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    silence = np.zeros(int(0.8 * rate), dtype=np.float32)
+    return np.concatenate([silence, tone, silence])
+
+
+def test_silero_vad_keeps_a_detector_per_track():
+    from remotemedia_nodes.silero_vad import SileroVADNode
+
+    def chunks(samples, tag):
+        step = 512
+        return [remotemedia.Audio(samples[i:i + step].copy(), 16000, stream_id=tag,
+                                  timestamp_us=i * 1_000_000 // 16000)
+                for i in range(0, len(samples), step)]
+
+    def events(outputs, tag):
+        return [o for o in outputs if isinstance(o, dict) and o.get("stream_id") == tag]
+
+    speech, quiet = _speech_bursts(), np.zeros(len(_speech_bursts()), dtype=np.float32)
+    alone_a = events(remotemedia.run_node(SileroVADNode(), chunks(speech, "audio:0")), "audio:0")
+    alone_b = events(remotemedia.run_node(SileroVADNode(), chunks(quiet, "audio:1")), "audio:1")
+    mixed_inputs = [x for pair in zip(chunks(speech, "audio:0"), chunks(quiet, "audio:1")) for x in pair]
+    mixed = remotemedia.run_node(SileroVADNode(), mixed_inputs)
+    assert events(mixed, "audio:0") == alone_a
+    assert events(mixed, "audio:1") == alone_b
+    assert not any(e["is_speech_start"] for e in alone_b), "the silent track hears nothing"

@@ -241,3 +241,21 @@ def test_outputs_compare_equal_to_their_data():
     assert outs[0] != "bye"
     again = remotemedia.execute(PASS, ["hello", {"a": 1}])
     assert outs == again
+
+
+def test_an_inputs_sequence_and_metadata_reach_its_outputs():
+    with remotemedia.open_session(CHUNK) as session:
+        session.send(remotemedia.Audio(np.zeros(700, dtype=np.float32), 16000),
+                     sequence=41, metadata={"utterance": "u-1"})
+        outputs = []
+        while (out := session.recv()) is not None:
+            outputs.append(out)
+    assert len(outputs) == 2
+    assert all(o.input_sequence == 41 and o.metadata == {"utterance": "u-1"} for o in outputs)
+    flushed = list(session)
+    assert [o.input_sequence for o in flushed] == [41], "the flushed tail came from that input too"
+
+
+def test_output_repr_reads_as_python():
+    [out] = remotemedia.execute(PASS, ["hi"])
+    assert repr(out) == "Output(node_id=\"echo\", sequence=0, data='hi')"

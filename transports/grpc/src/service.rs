@@ -9,7 +9,7 @@ use futures::Stream;
 use prost::Message;
 use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::transport::{
-    PipelineRunner, PipelineTransport, StreamSession, ValidatedPipeline,
+    run_to_end, PipelineRunner, PipelineTransport, StreamSession, ValidatedPipeline,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -128,18 +128,12 @@ impl PipelineService for PipelineServiceImpl {
             .collect::<Result<Vec<_>, _>>()?;
         let session = self.open_session(pipeline).await?;
         let mut outputs: Vec<proto::Output> = Vec::new();
-        let failed = |e: remotemedia_runtime_core::Error| status_from_error(&e);
-        for input in inputs {
-            // Drain between inputs so a long input list cannot fill the output queue.
-            session.send_input(input).await.map_err(failed)?;
-            while let Some(output) = session.recv_output().await.map_err(failed)? {
-                outputs.push(output_to_proto(&output, outputs.len() as u64));
-            }
-        }
-        session.close().await.map_err(failed)?;
-        while let Some(output) = session.recv_output().await.map_err(failed)? {
+        run_to_end(&*session, inputs, |output| {
             outputs.push(output_to_proto(&output, outputs.len() as u64));
-        }
+            Ok(())
+        })
+        .await
+        .map_err(|e| status_from_error(&e))?;
         let response = proto::ExecuteResponse { outputs };
         let len = response.encoded_len();
         if len > self.config.max_message_bytes {

@@ -26,7 +26,7 @@ import inspect
 
 import numpy as np
 
-from ._remotemedia import Audio, Video, decode_frame, encode_frame
+from ._remotemedia import Audio, Video, decode_frame, encode_frame, normalize_params
 
 __all__ = ["Node", "node", "registered_nodes", "node_class", "NodeCalls", "collect_outputs",
            "run_node", "encode_frame", "decode_frame"]
@@ -35,13 +35,21 @@ _REGISTRY = {}
 
 
 class Node:
-    """Base class of Python nodes. Subclass it and override `process`."""
+    """Base class of Python nodes. Subclass it and override `process`.
+
+    `self.params` holds the node's params as the runtime validates them: for node types
+    the runtime knows (the catalog, types registered with a params schema) with snake_case
+    keys and every default filled in, whether the node runs in the executor or here
+    (`run_node`); a node reads `self.params["name"]` and never writes a default of its own.
+    """
 
     #: The type name manifests use; set by `@remotemedia.node("Name")`.
     node_type = None
 
     def __init__(self, node_id=None, params=None):
         self.node_id = node_id
+        if self.node_type is not None:
+            params = normalize_params(self.node_type, params or {})
         self.params = dict(params or {})
 
     def initialize(self):
