@@ -337,9 +337,24 @@ fn every_variant_of_outside_data_is_checked_the_same_way() {
         rejected(audio(vec![0.0; 4], 16_000, 0)),
         "invalid data: audio has 0 channels, outside 1..=64"
     );
+    let with_nan = audio(vec![0.0, f32::NAN], 16_000, 1);
+    assert!(with_nan.check().is_ok(), "the structure is fine");
     assert_eq!(
-        rejected(audio(vec![0.0, f32::NAN], 16_000, 1)),
+        with_nan.check_samples().unwrap_err().to_string(),
         "invalid data: audio sample 1 is NaN (samples must be finite numbers)"
+    );
+    assert!(
+        with_nan.checked().is_err(),
+        "what enters from a client is both"
+    );
+    let mut long = vec![0.25f32; 10_000];
+    long[7_777] = f32::NEG_INFINITY;
+    assert_eq!(
+        audio(long, 16_000, 1)
+            .check_samples()
+            .unwrap_err()
+            .to_string(),
+        "invalid data: audio sample 7777 is -inf (samples must be finite numbers)"
     );
     // 3x3 4:2:0: 9 luma + 2 * (2 * 2) chroma bytes.
     assert!(video(17, PixelFormat::Yuv420p).check().is_ok());

@@ -167,3 +167,31 @@ async fn declared_source_rate_mismatch_is_a_node_error() {
         "node 'rs' (AudioResampleNode) failed: input audio is 48000 Hz but source_rate is 44100"
     );
 }
+
+#[tokio::test]
+async fn a_non_finite_sample_is_a_node_error_not_a_panic() {
+    let runner = remotemedia_runtime_core::transport::PipelineRunner::new().expect("runner");
+    let manifest = std::sync::Arc::new(
+        remotemedia_runtime_core::manifest::Manifest::from_yaml(
+            "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 16000}}]",
+        )
+        .expect("manifest"),
+    );
+    let mut samples = vec![0.1f32; 4800];
+    samples[100] = f32::NAN;
+    let err = runner
+        .execute_collect(
+            manifest,
+            vec![remotemedia_runtime_core::transport::TransportData::new(
+                RuntimeData::audio(samples, 48_000, 1),
+            )],
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("node 'r' (FastResampleNode) failed: input audio sample 100 is NaN"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+}

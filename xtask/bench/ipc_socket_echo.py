@@ -5,7 +5,10 @@ plain ways over a Unix stream socket.
 
 - `struct`: each frame is struct '<IIQ' (sample_rate, channels, payload bytes) then the raw
   float32 payload, both ways. The payload is read with recv_into into one buffer and
-  viewed by numpy (no copy beyond the kernel's); the reply is sent from the array's memory.
+  viewed by numpy (no copy beyond the kernel's); the echo sends that array back from its
+  own memory. (The buffer is writable, and `remotemedia.Audio` copies writable memory, so
+  the echo is done here rather than by EchoNode: the baseline measures the socket path,
+  not a copy a plain server would not make.)
 - `pickle`: each frame is an 8-byte little-endian length, then a pickle (protocol 5) of
   `{"sample_rate", "channels", "samples": bytes}`, both ways — what a Python-first
   framework does between processes.
@@ -34,17 +37,15 @@ def recv_exact(conn, view):
         got += n
 
 
-def serve_struct(conn, node):
+def serve_struct(conn):
     header = bytearray(HEADER.size)
     while True:
         recv_exact(conn, memoryview(header))
         rate, channels, size = HEADER.unpack(header)
         payload = bytearray(size)
         recv_exact(conn, memoryview(payload))
-        audio = remotemedia.Audio(np.frombuffer(payload, dtype=np.float32), rate, channels)
-        out = node.process(audio)
-        samples = out.samples
-        conn.sendall(HEADER.pack(out.sample_rate, out.channels, samples.nbytes))
+        samples = np.frombuffer(payload, dtype=np.float32)
+        conn.sendall(HEADER.pack(rate, channels, samples.nbytes))
         conn.sendall(memoryview(samples).cast("B"))
 
 
@@ -73,7 +74,7 @@ def main(path, mode):
     print("ready", flush=True)
     conn, _ = server.accept()
     try:
-        serve_pickle(conn, node) if mode == "pickle" else serve_struct(conn, node)
+        serve_pickle(conn, node) if mode == "pickle" else serve_struct(conn)
     except EOFError:
         pass
 

@@ -211,6 +211,7 @@ impl PythonNode {
         let asked = Instant::now();
         let deadline = self.settings.process_timeout.map(|t| asked + t);
         let wait = self.spin.begin(asked);
+        let mut slept = false;
         let mut exited = false;
         loop {
             while let Some(sample) = self.receive()? {
@@ -221,7 +222,7 @@ impl PythonNode {
                         outputs.push(item);
                     }
                     Some(MessageKind::Done) if envelope.seq == seq => {
-                        self.spin.end(&wait, Instant::now());
+                        self.spin.end(&wait, slept);
                         return Ok(());
                     }
                     Some(MessageKind::Error) => {
@@ -242,6 +243,7 @@ impl PythonNode {
                 wait.poll(|| self.endpoint.has_pending());
                 continue;
             }
+            slept = true;
             match self.wait(deadline).await? {
                 Wake::Message => {}
                 // Read once more what it sent before exiting, then report.

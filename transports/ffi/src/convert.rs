@@ -257,15 +257,17 @@ impl Audio {
         let samples = AudioSamples::from_bytes(array_bytes(array)?)
             .map_err(|e| data_error("Audio samples", e))?;
         let stream_id: Option<Arc<str>> = stream_id.map(Arc::from);
-        RuntimeData::Audio {
+        let audio = RuntimeData::Audio {
             samples: samples.clone(),
             sample_rate,
             channels,
             stream_id: stream_id.clone(),
             timestamp_us,
-        }
-        .check()
-        .map_err(|e| data_error("Audio", e))?;
+        };
+        audio
+            .check()
+            .and_then(|_| audio.check_samples())
+            .map_err(|e| data_error("Audio", e))?;
         Ok(Self {
             samples,
             sample_rate,

@@ -131,8 +131,9 @@ impl WorkerChannel {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .begin(Instant::now());
+        let mut slept = false;
         loop {
-            let received = py.detach(|| -> Result<Option<Received>, IpcError> {
+            let received = py.detach(|| -> Result<(Option<Received>, bool), IpcError> {
                 let mut found = None;
                 wait.poll(|| match self.endpoint.receive() {
                     Ok(Some(sample)) => {
@@ -146,16 +147,18 @@ impl WorkerChannel {
                     }
                 });
                 if let Some(found) = found {
-                    return found.map(Some);
+                    return found.map(|sample| (Some(sample), false));
                 }
                 self.endpoint.wait(Duration::from_secs(1))?;
-                self.endpoint.receive()
+                Ok((self.endpoint.receive()?, true))
             });
-            if let Some(sample) = received.map_err(ipc_error)? {
+            let (sample, waited) = received.map_err(ipc_error)?;
+            slept |= waited;
+            if let Some(sample) = sample {
                 self.spin
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .end(&wait, Instant::now());
+                    .end(&wait, slept);
                 return Ok(sample);
             }
             // Woken by a timeout: let Python handle signals, then sleep again.

@@ -337,6 +337,13 @@ impl FastResampleNode {
                 )));
             }
         }
+        // The filters would spread one NaN or infinity over everything that follows.
+        if let Some(index) = crate::data::first_non_finite(view.samples) {
+            return Err(Error::node(format!(
+                "input audio sample {index} is {}; samples must be finite numbers",
+                view.samples[index]
+            )));
+        }
         Ok(())
     }
 
