@@ -318,6 +318,10 @@ impl Input {
     }
 }
 
+/// How long `run` waits, before it exits, for the session to release its nodes (a Python
+/// worker's shutdown timeout is 5 s by default).
+const SESSION_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
@@ -402,6 +406,14 @@ async fn run(args: RunArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow!("the output task failed: {e}"))?;
     bar.finish_and_clear();
+    // Before the process exits, even after a failure: the nodes' cleanup stops their
+    // worker processes and removes their shared memory.
+    if tokio::time::timeout(SESSION_RELEASE_WAIT, session.wait_finished())
+        .await
+        .is_err()
+    {
+        eprintln!("warning: the session did not release its nodes within {SESSION_RELEASE_WAIT:?}");
+    }
     let mut sink = printed?;
     if let Some(error) = send_error {
         return Err(error.into());

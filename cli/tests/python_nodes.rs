@@ -235,3 +235,66 @@ fn audio_in_the_wrong_rate_is_a_node_error_with_a_hint() {
     );
     let _ = std::fs::remove_file(&manifest);
 }
+
+#[test]
+fn a_run_whose_python_node_raised_leaves_no_shared_memory() {
+    let dir = std::env::temp_dir().join(format!("rm-cli-raise-{}", std::process::id()));
+    let root_dir = dir.join("iox");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let prefix = format!("rmcli{}_", std::process::id());
+    let manifest = dir.join("raises.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "nodes:\n  - {{id: risky, node_type: Raises, multiprocess: {{modules: [rm_test_nodes], python_path: ['{}']}}}}\n",
+            root().join("executors/multiprocess/tests/python").display()
+        ),
+    )
+    .expect("manifest");
+    let o = Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args([
+            "run",
+            manifest.to_str().expect("utf-8"),
+            "--text",
+            "fine",
+            "--text",
+            "boom",
+        ])
+        .env("REMOTEMEDIA_PYTHON", python())
+        .env("REMOTEMEDIA_IPC_ROOT", &root_dir)
+        .env("REMOTEMEDIA_IPC_PREFIX", &prefix)
+        .output()
+        .expect("run remotemedia");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ValueError: bad input: boom"),
+        "{}",
+        stderr(&o)
+    );
+    let mut left: Vec<String> = Vec::new();
+    let mut dirs = vec![root_dir.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                left.push(entry.path().display().to_string());
+            }
+        }
+    }
+    for entry in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) {
+            if !name.ends_with(".global_mgmt") {
+                left.push(name);
+            }
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -88,6 +88,17 @@ pub enum Error {
     #[error("invalid manifest: {0}")]
     InvalidManifest(String),
 
+    /// The manifest is over one of the limits parsing applies
+    /// ([`ManifestLimits`](crate::manifest::ManifestLimits)): size, depth, values, nodes,
+    /// connections.
+    #[error("manifest refused: {what}, over the limit of {limit}")]
+    ManifestLimit {
+        /// What the manifest has, e.g. `the manifest has 13500 nodes`.
+        what: String,
+        /// The limit, e.g. `1024 nodes`.
+        limit: String,
+    },
+
     /// Two nodes share an id.
     #[error("invalid manifest: duplicate node id '{id}' (nodes[{first}] and nodes[{second}])")]
     DuplicateNodeId {
@@ -162,6 +173,18 @@ pub enum Error {
         executor: String,
     },
 
+    /// A client's manifest asks for something the server's
+    /// [`ExecutionPolicy`](crate::policy::ExecutionPolicy) does not allow.
+    #[error("node '{node_id}' ({node_type}): {what}")]
+    PermissionDenied {
+        /// The node's id.
+        node_id: String,
+        /// The node's type.
+        node_type: String,
+        /// What is refused, naming the setting.
+        what: String,
+    },
+
     /// A node could not be created or initialized.
     #[error("node '{node_id}' ({node_type}) failed to start: {message}")]
     NodeInit {
@@ -184,6 +207,31 @@ pub enum Error {
         message: String,
         /// Whether the node panicked rather than returning an error.
         panicked: bool,
+    },
+
+    /// A session's nodes produced more items than its work budget allows
+    /// ([`ExecutorConfig::max_items_per_input`](crate::transport::ExecutorConfig)); the
+    /// session has ended.
+    #[error(
+        "node '{node_id}' ({node_type}) exceeded the session's work budget: the pipeline produced more than {limit} items per input"
+    )]
+    WorkBudget {
+        /// The node whose output went over the budget.
+        node_id: String,
+        /// Its type.
+        node_type: String,
+        /// Items allowed per input.
+        limit: u64,
+    },
+
+    /// The runtime cannot take more of something right now (Python workers, say): a limit
+    /// that protects the process, reached. Retrying later may succeed.
+    #[error("{what}; the limit is {limit}")]
+    AtCapacity {
+        /// What could not be had, e.g. `cannot start another Python worker for node 'asr'`.
+        what: String,
+        /// The limit and where it comes from.
+        limit: String,
     },
 
     /// An error raised by node code itself; the executor wraps it into [`Error::NodeFailed`].
@@ -252,6 +300,8 @@ impl Error {
             Error::UnknownNodeType { node_id, .. }
             | Error::InvalidParam { node_id, .. }
             | Error::NoExecutorBackend { node_id, .. }
+            | Error::PermissionDenied { node_id, .. }
+            | Error::WorkBudget { node_id, .. }
             | Error::NodeInit { node_id, .. }
             | Error::NodeFailed { node_id, .. } => Some(node_id),
             _ => None,
@@ -264,12 +314,14 @@ impl Error {
             self,
             Error::ManifestParse { .. }
                 | Error::InvalidManifest(_)
+                | Error::ManifestLimit { .. }
                 | Error::DuplicateNodeId { .. }
                 | Error::UnknownEdgeEndpoint { .. }
                 | Error::Cycle { .. }
                 | Error::UnknownNodeType { .. }
                 | Error::InvalidParam { .. }
                 | Error::NoExecutorBackend { .. }
+                | Error::PermissionDenied { .. }
         )
     }
 

@@ -27,7 +27,7 @@
 //!
 //! Modules: [`data`] (the data types), [`ingestion`] (media sources: files, stdin, plugins),
 //! [`manifest`] (parsing and validation), [`pipeline`] (a manifest validated against a
-//! registry), [`nodes`]
+//! registry), [`policy`] (what client manifests may ask for), [`nodes`]
 //! (node traits, registry, built-in catalog), [`transport`] (runner, sessions, transport
 //! traits), [`runtime`] (task spawning and clock, for non-native hosts).
 
@@ -41,6 +41,7 @@ pub mod ingestion;
 pub mod manifest;
 pub mod nodes;
 pub mod pipeline;
+pub mod policy;
 pub mod runtime;
 pub mod transport;
 

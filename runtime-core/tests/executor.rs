@@ -451,9 +451,7 @@ async fn hundred_concurrent_sessions_stay_isolated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_delivers_every_item_in_order() {
     // Capacity 2: the sender is held back by the slow node; nothing may be dropped.
-    let runner = runner().with_config(ExecutorConfig {
-        channel_capacity: 2,
-    });
+    let runner = runner().with_config(ExecutorConfig::default().with_channel_capacity(2));
     let session = Arc::new(
         runner
             .create_stream_session(manifest(

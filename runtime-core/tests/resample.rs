@@ -195,3 +195,19 @@ async fn a_non_finite_sample_is_a_node_error_not_a_panic() {
     );
     assert!(!message.contains("panicked"), "{message}");
 }
+
+#[tokio::test]
+async fn an_awkward_ratio_keeps_its_exact_length_and_frequency() {
+    // 767 999 Hz is coprime with 16 kHz: the sinc resampler serves it (bounded memory).
+    let rate = 767_999;
+    let input = sine(2000.0, 0.5, rate, 0.5);
+    let frames = input.len();
+    let outputs = run_stream(&manifest(16_000, "Medium"), chunks(&input, rate, 1, 15_360)).await;
+    let output = concat_audio(&outputs);
+    assert_eq!(
+        output.len(),
+        (frames as f64 * 16_000.0 / f64::from(rate)).round() as usize
+    );
+    let middle = &output[1000..output.len() - 1000];
+    assert!((zero_crossing_frequency(middle, 16_000) - 2000.0).abs() < 20.0);
+}

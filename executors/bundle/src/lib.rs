@@ -18,14 +18,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use remotemedia_multiprocess::{MultiprocessConfig, PYTHON_ENV};
+pub use remotemedia_multiprocess::{workers_for_descriptors, MultiprocessConfig, PYTHON_ENV};
 use remotemedia_runtime_core::nodes::registry::NodeRegistry;
 use remotemedia_runtime_core::transport::PipelineRunner;
 use remotemedia_runtime_core::Result;
 
 /// Settings of every executor backend a binary ships.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct RuntimeSetup {
     /// The `multiprocess` backend: Python nodes in worker processes.
     pub multiprocess: MultiprocessConfig,

@@ -91,6 +91,25 @@ impl Endpoint {
     }
 
     fn open(spec: &ChannelSpec, side: Side) -> Result<Self, IpcError> {
+        // Event services are Unix sockets in the root, named by prefix and a 40-digit id:
+        // a socket path holds at most 107 bytes.
+        if spec.root.len() + spec.prefix.len() + 48 > 107 {
+            return Err(IpcError(format!(
+                "the iceoryx2 root '{}' and prefix '{}' are too long for its Unix sockets: keep them under {} bytes together",
+                spec.root,
+                spec.prefix,
+                107 - 48
+            )));
+        }
+        if matches!(side, Side::Host) {
+            // The event sockets live in the root: it must exist before any service does.
+            std::fs::create_dir_all(&spec.root).map_err(|e| {
+                IpcError(format!(
+                    "cannot create the iceoryx2 root {}: {e}",
+                    spec.root
+                ))
+            })?;
+        }
         let config = spec.config()?;
         let node = NodeBuilder::new()
             .config(&config)

@@ -9,7 +9,7 @@ use remotemedia_runtime_core::manifest::NodeManifest;
 use remotemedia_runtime_core::nodes::registry::{BackendSettings, ExecutorBackend, NodeSpec};
 use remotemedia_runtime_core::nodes::NodeExecutor;
 use remotemedia_runtime_core::{Error, Result};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,6 +22,19 @@ pub const BACKEND_NAME: &str = "multiprocess";
 pub struct MultiprocessBackend {
     config: MultiprocessConfig,
     pool: Mutex<Vec<WorkerProcess>>,
+    /// Workers assigned to nodes and still alive, and how many may be.
+    running: Arc<AtomicUsize>,
+    max_running: usize,
+}
+
+/// Holds one worker's place under the backend's limit; the node drops it with the worker.
+#[derive(Debug)]
+pub(crate) struct WorkerSlot(Arc<AtomicUsize>);
+
+impl Drop for WorkerSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 static CHANNEL_COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -40,9 +53,12 @@ fn unique_channel_name() -> String {
 impl MultiprocessBackend {
     /// A backend with `config`; starts `config.warm_workers` interpreters right away.
     pub fn new(config: MultiprocessConfig) -> Self {
+        let max_running = config.worker_limit();
         let backend = Self {
             config,
             pool: Mutex::new(Vec::new()),
+            running: Arc::new(AtomicUsize::new(0)),
+            max_running,
         };
         backend.refill_pool();
         backend
@@ -113,6 +129,31 @@ impl MultiprocessBackend {
         pool.len()
     }
 
+    /// A place for one more worker, or the error saying there is none.
+    fn take_slot(&self, node: &NodeManifest) -> Result<WorkerSlot> {
+        let running = self.running.fetch_add(1, Ordering::AcqRel);
+        let slot = WorkerSlot(Arc::clone(&self.running));
+        if running >= self.max_running {
+            return Err(Error::AtCapacity {
+                what: format!(
+                    "cannot start a Python worker for node '{}' ({}): {running} workers are running",
+                    node.id, node.node_type
+                ),
+                limit: format!(
+                    "{} workers (MultiprocessConfig::max_workers; by default what the descriptor limit backs, {} descriptors each)",
+                    self.max_running,
+                    crate::config::DESCRIPTORS_PER_WORKER
+                ),
+            });
+        }
+        Ok(slot)
+    }
+
+    /// Workers assigned to nodes and running now.
+    pub fn running_workers(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
     fn start_error(node: &NodeManifest, message: String) -> Error {
         Error::NodeInit {
             node_id: node.id.clone(),
@@ -141,6 +182,7 @@ impl ExecutorBackend for MultiprocessBackend {
             Some(settings) => settings.clone(),
             None => NodeSettings::resolve(&self.config, node)?,
         };
+        let slot = self.take_slot(node)?;
         let channel = ChannelSpec {
             name: unique_channel_name(),
             root: self.config.iceoryx2_root.clone(),
@@ -206,6 +248,7 @@ impl ExecutorBackend for MultiprocessBackend {
             endpoint,
             worker,
             started,
+            slot,
         )))
     }
 }

@@ -11,6 +11,46 @@ use std::time::Duration;
 /// The environment variable naming the default Python interpreter.
 pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
 
+/// The environment variable choosing the iceoryx2 root directory (default
+/// `/tmp/iceoryx2/`): runtimes with different roots never see each other's files.
+pub const IPC_ROOT_ENV: &str = "REMOTEMEDIA_IPC_ROOT";
+/// The environment variable choosing the prefix of iceoryx2's files (default
+/// `remotemedia_`).
+pub const IPC_PREFIX_ENV: &str = "REMOTEMEDIA_IPC_PREFIX";
+
+fn env_or(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => {
+            if name == IPC_ROOT_ENV && !value.ends_with('/') {
+                format!("{value}/")
+            } else {
+                value
+            }
+        }
+        _ => default.to_owned(),
+    }
+}
+
+/// Descriptors one running worker holds in the runtime's process (its pipes, pidfd,
+/// iceoryx2 service, port and event files), measured: 32.
+pub const DESCRIPTORS_PER_WORKER: usize = 32;
+
+/// Workers the process's current descriptor limit can back, keeping `reserve` descriptors
+/// for everything else.
+pub fn workers_for_descriptors(reserve: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscall on a valid, writable rlimit.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    (soft.saturating_sub(reserve) / DESCRIPTORS_PER_WORKER).max(1)
+}
+
 /// Settings of a [`MultiprocessBackend`](crate::MultiprocessBackend); every node may
 /// override the per-node ones in its manifest `multiprocess:` block.
 #[derive(Debug, Clone)]
@@ -35,9 +75,16 @@ pub struct MultiprocessConfig {
     /// Interpreters kept started and waiting for a node, so sessions start without paying
     /// for interpreter start-up (0 disables the pool).
     pub warm_workers: usize,
-    /// Directory of iceoryx2's bookkeeping files.
+    /// Workers running at once (over all sessions); a node beyond it fails to start with
+    /// [`Error::AtCapacity`](remotemedia_runtime_core::Error::AtCapacity). `None`: what the
+    /// process's descriptor limit can back, at [`DESCRIPTORS_PER_WORKER`] each, keeping 256
+    /// descriptors for everything else.
+    pub max_workers: Option<usize>,
+    /// Directory of iceoryx2's bookkeeping files (default `$REMOTEMEDIA_IPC_ROOT`, else
+    /// `/tmp/iceoryx2/`).
     pub iceoryx2_root: String,
-    /// Prefix of every iceoryx2 file (in the root and in `/dev/shm`).
+    /// Prefix of every iceoryx2 file, in the root and in `/dev/shm` (default
+    /// `$REMOTEMEDIA_IPC_PREFIX`, else `remotemedia_`).
     pub iceoryx2_prefix: String,
 }
 
@@ -52,13 +99,21 @@ impl Default for MultiprocessConfig {
             process_timeout: Some(Duration::from_secs(300)),
             shutdown_timeout: Duration::from_secs(5),
             warm_workers: 0,
-            iceoryx2_root: crate::ipc::DEFAULT_ROOT.to_owned(),
-            iceoryx2_prefix: crate::ipc::DEFAULT_PREFIX.to_owned(),
+            max_workers: None,
+            iceoryx2_root: env_or(IPC_ROOT_ENV, crate::ipc::DEFAULT_ROOT),
+            iceoryx2_prefix: env_or(IPC_PREFIX_ENV, crate::ipc::DEFAULT_PREFIX),
         }
     }
 }
 
 impl MultiprocessConfig {
+    /// [`max_workers`](Self::max_workers), or what the descriptor limit backs.
+    pub fn worker_limit(&self) -> usize {
+        self.max_workers
+            .unwrap_or_else(|| workers_for_descriptors(256))
+            .max(1)
+    }
+
     /// The interpreter used when neither the config nor a node names one.
     pub fn default_python(&self) -> PathBuf {
         self.python_executable.clone().unwrap_or_else(|| {

@@ -72,7 +72,10 @@ mod node;
 pub mod process;
 
 pub use backend::{MultiprocessBackend, BACKEND_NAME};
-pub use config::{MultiprocessConfig, NodeSettings, PYTHON_ENV};
+pub use config::{
+    workers_for_descriptors, MultiprocessConfig, NodeSettings, DESCRIPTORS_PER_WORKER,
+    IPC_PREFIX_ENV, IPC_ROOT_ENV, PYTHON_ENV,
+};
 pub use node::PythonNode;
 /// The worker protocol this executor speaks (the `remotemedia-ipc` crate).
 pub use remotemedia_ipc as ipc;

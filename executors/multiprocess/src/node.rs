@@ -49,6 +49,13 @@ pub struct PythonNode {
     outputs: SampleHolder,
     started: Instant,
     spin: Spin,
+    /// A call (`process`/`flush`) was sent and the worker has not ended it (Done, or its
+    /// error report): set while the worker works on it, still set when the call was
+    /// abandoned (a cancelled session, an error on the runtime's side) — then the worker is
+    /// busy with work nobody waits for, and shutting it down means killing it.
+    in_call: bool,
+    /// Its place under the backend's worker limit (dropped last, with the worker).
+    _slot: crate::backend::WorkerSlot,
 }
 
 impl std::fmt::Debug for PythonNode {
@@ -77,6 +84,7 @@ impl PythonNode {
         endpoint: Endpoint,
         worker: WorkerProcess,
         started: Instant,
+        slot: crate::backend::WorkerSlot,
     ) -> Self {
         Self {
             watch: None,
@@ -90,6 +98,8 @@ impl PythonNode {
             outputs: SampleHolder::for_host(),
             started,
             spin: Spin::new(Spin::HOST_WINDOW),
+            in_call: false,
+            _slot: slot,
         }
     }
 
@@ -219,13 +229,19 @@ impl PythonNode {
                 match kind {
                     Some(MessageKind::Output) if envelope.seq == seq => {
                         let item = self.output_item(sample, envelope.flags, input)?;
-                        outputs.push(item);
+                        // On at once, waiting while downstream is full: a generator's items
+                        // stream through with backpressure (the worker waits in turn when
+                        // the channel's buffer fills).
+                        outputs.emit(item).await?;
                     }
                     Some(MessageKind::Done) if envelope.seq == seq => {
+                        self.in_call = false;
                         self.spin.end(&wait, slept);
                         return Ok(());
                     }
                     Some(MessageKind::Error) => {
+                        // The worker ended the call with its report.
+                        self.in_call = false;
                         let report = ErrorReport::from_bytes(&sample);
                         drop(sample);
                         return Err(self.fail(Error::Node(report.to_string())));
@@ -289,6 +305,16 @@ impl PythonNode {
         if matches!(self.state, State::Stopped) {
             return;
         }
+        if self.in_call {
+            // The session was cancelled while the worker was on a call: it would not read
+            // Shutdown before the call ends (maybe in minutes). Kill it now.
+            tracing::debug!(node_id = %self.node_id, pid = self.worker.pid(),
+                "session cancelled during a call: killing the Python worker");
+            self.worker.kill();
+            self.endpoint.clean_up_dead_peers();
+            self.state = State::Stopped;
+            return;
+        }
         let was_running = self.worker.is_running();
         if was_running && self.send_control(MessageKind::Shutdown, self.seq).is_ok() {
             let deadline = Instant::now() + self.settings.shutdown_timeout;
@@ -335,6 +361,18 @@ fn import_hint(tail: &str, settings: &NodeSettings) -> Option<String> {
         ));
     }
     None
+}
+
+impl Drop for PythonNode {
+    /// Dropped without its orderly shutdown (the runtime going away mid-session, a task
+    /// cancelled before `cleanup`): the worker is killed with its group and its shared
+    /// memory removed here, so nothing is left behind.
+    fn drop(&mut self) {
+        if !matches!(self.state, State::Stopped) {
+            self.worker.kill();
+            self.endpoint.clean_up_dead_peers();
+        }
+    }
 }
 
 #[async_trait]
@@ -403,6 +441,9 @@ impl NodeExecutor for PythonNode {
             ))));
         }
         let doing = format!("processing item {seq} ({})", input.type_name());
+        // Until the worker answers Done or reports an error, it is on this call; an error
+        // on our side (a bad frame, the work budget, a cancelled session) leaves it busy.
+        self.in_call = true;
         self.collect(seq, outputs, Some(&input), &doing).await
     }
 
@@ -413,6 +454,7 @@ impl NodeExecutor for PythonNode {
         if self.send_control(MessageKind::Flush, seq).is_err() {
             return Err(self.died("flushing at end of stream"));
         }
+        self.in_call = true;
         self.collect(seq, outputs, None, "flushing at end of stream")
             .await
     }

@@ -43,13 +43,34 @@ use tokio::sync::{mpsc, watch, Notify};
 pub struct ExecutorConfig {
     /// Capacity of every edge channel and of the output channel (items).
     pub channel_capacity: usize,
+    /// The session's work budget: items its nodes may produce, over all edges, per input
+    /// sent (plus one input's worth for what they emit on their own). A pipeline that
+    /// multiplies what it is given — a dense graph doubling items at each level, a node
+    /// emitting without end — fails with [`Error::WorkBudget`] naming the node, instead of
+    /// running for hours. Default 1 000 000.
+    pub max_items_per_input: u64,
 }
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             channel_capacity: 64,
+            max_items_per_input: 1_000_000,
         }
+    }
+}
+
+impl ExecutorConfig {
+    /// The default settings with `channel_capacity` items per edge.
+    pub fn with_channel_capacity(mut self, channel_capacity: usize) -> Self {
+        self.channel_capacity = channel_capacity;
+        self
+    }
+
+    /// The default settings with a work budget of `max_items_per_input`.
+    pub fn with_max_items_per_input(mut self, max_items_per_input: u64) -> Self {
+        self.max_items_per_input = max_items_per_input;
+        self
     }
 }
 
@@ -101,6 +122,10 @@ pub(crate) struct SessionShared {
     inputs: Mutex<Option<Vec<mpsc::Sender<Item>>>>,
     cancel: watch::Sender<bool>,
     metrics: Vec<Arc<NodeMetrics>>,
+    /// Inputs sent so far, and items the nodes produced: the work budget's counters.
+    inputs_sent: AtomicU64,
+    items_produced: AtomicU64,
+    max_items_per_input: u64,
 }
 
 impl SessionShared {
@@ -127,8 +152,39 @@ impl SessionShared {
         self.next_sequence.fetch_add(1, Ordering::Relaxed)
     }
 
+    pub(crate) fn input_sent(&self) {
+        self.inputs_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one item produced by `node`; an error once the work budget is spent.
+    fn item_produced(&self, node_id: &str, node_type: &str) -> Result<()> {
+        let produced = self.items_produced.fetch_add(1, Ordering::Relaxed) + 1;
+        let inputs = self.inputs_sent.load(Ordering::Relaxed) + 1;
+        if produced > inputs.saturating_mul(self.max_items_per_input) {
+            return Err(Error::WorkBudget {
+                node_id: node_id.to_owned(),
+                node_type: node_type.to_owned(),
+                limit: self.max_items_per_input,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.state().finished
+    }
+
+    /// Waits until every node task has finished (cleanup included).
+    pub(crate) async fn wait_finished(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_finished() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub(crate) fn is_failed(&self) -> bool {
@@ -261,6 +317,9 @@ pub(crate) async fn start_session(
         inputs: Mutex::new(Some(inputs)),
         cancel,
         metrics: metrics.clone(),
+        inputs_sent: AtomicU64::new(0),
+        items_produced: AtomicU64::new(0),
+        max_items_per_input: config.max_items_per_input.max(1),
     });
 
     let mut tasks = Vec::with_capacity(n);
@@ -273,13 +332,20 @@ pub(crate) async fn start_session(
         let Some(input) = receivers[i].take() else {
             continue;
         };
+        let forwarder = Forwarder {
+            node_id: Arc::from(contexts[i].node_id.as_str()),
+            node_type: Arc::from(contexts[i].node_type.as_str()),
+            downstream,
+            to_client,
+            shared: Arc::clone(&shared),
+            origin: None,
+        };
         tasks.push(NodeTask {
             node_id: Arc::from(contexts[i].node_id.as_str()),
             node_type: contexts[i].node_type.clone(),
             executor,
             input,
-            downstream,
-            to_client,
+            outputs: crate::nodes::Outputs::connected(forwarder),
             shared: Arc::clone(&shared),
             metrics: Arc::clone(&metrics[i]),
             cancel: shared.cancel.subscribe(),
@@ -296,6 +362,81 @@ pub(crate) async fn start_session(
     }
     tracing::debug!(%session_id, nodes = n, "session started");
     Ok(PipelineSession::new(shared, output_rx))
+}
+
+/// Where one node's outputs go: its downstream edges, or the client for a sink, each item
+/// with the origin of the input being processed.
+pub(crate) struct Forwarder {
+    node_id: Arc<str>,
+    node_type: Arc<str>,
+    downstream: Vec<mpsc::Sender<Item>>,
+    /// Set for sink nodes: their outputs go to the client.
+    to_client: Option<mpsc::Sender<TransportData>>,
+    shared: Arc<SessionShared>,
+    pub(crate) origin: Option<Arc<Origin>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("node_id", &self.node_id)
+            .field("downstream", &self.downstream.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forwarder {
+    /// Sends one item on (waiting while the receiving side is full). `Ok(false)` when the
+    /// receiving side is gone (the session is ending); an error when the session's work
+    /// budget is spent.
+    pub(crate) async fn send(&self, data: RuntimeData) -> Result<bool> {
+        self.shared.item_produced(&self.node_id, &self.node_type)?;
+        if let Some(client) = &self.to_client {
+            self.shared.add_pending(1);
+            let mut out = TransportData::new(data);
+            out.sequence = Some(self.shared.next_sequence());
+            out.node_id = Some(Arc::clone(&self.node_id));
+            if let Some(origin) = &self.origin {
+                out.input_sequence = origin.sequence;
+                out.metadata = origin.metadata.clone();
+            }
+            if client.send(out).await.is_err() {
+                return Ok(false);
+            }
+            self.shared.output_ready();
+            return Ok(true);
+        }
+        let Some((last, others)) = self.downstream.split_last() else {
+            return Ok(true);
+        };
+        for sender in others {
+            self.shared.add_pending(1);
+            let item = Item {
+                data: data.clone(),
+                origin: self.origin.clone(),
+            };
+            if sender.send(item).await.is_err() {
+                return Ok(false);
+            }
+        }
+        self.shared.add_pending(1);
+        let item = Item {
+            data,
+            origin: self.origin.clone(),
+        };
+        Ok(last.send(item).await.is_ok())
+    }
+
+    /// The session's id.
+    pub(crate) fn session_id(&self) -> &str {
+        &self.shared.session_id
+    }
+
+    /// Closes the node's edges: downstream nodes see end of input.
+    pub(crate) fn close(&mut self) {
+        self.downstream.clear();
+        self.to_client = None;
+    }
 }
 
 /// Attaches the node id to errors raised while creating or initializing a node.
@@ -322,7 +463,8 @@ fn init_error(error: Error, node_id: &str, node_type: &str) -> Error {
         },
         e @ (Error::NodeInit { .. }
         | Error::NoExecutorBackend { .. }
-        | Error::UnknownNodeType { .. }) => e,
+        | Error::UnknownNodeType { .. }
+        | Error::AtCapacity { .. }) => e,
         other => Error::NodeInit {
             node_id: node_id.to_owned(),
             node_type: node_type.to_owned(),

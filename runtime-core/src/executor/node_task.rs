@@ -1,12 +1,11 @@
 //! One node's task: receive, process, forward; flush at end of input; report failures.
 
 use super::metrics::NodeMetrics;
-use super::{Item, Origin, SessionShared};
+use super::{Item, SessionShared};
 use crate::data::RuntimeData;
 use crate::error::Error;
 use crate::nodes::{NodeExecutor, Outputs};
 use crate::runtime::now_nanos;
-use crate::transport::TransportData;
 use crate::Result;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -19,9 +18,8 @@ pub(crate) struct NodeTask {
     pub(crate) node_type: String,
     pub(crate) executor: Box<dyn NodeExecutor>,
     pub(crate) input: mpsc::Receiver<Item>,
-    pub(crate) downstream: Vec<mpsc::Sender<Item>>,
-    /// Set for sink nodes: their outputs go to the client.
-    pub(crate) to_client: Option<mpsc::Sender<TransportData>>,
+    /// Where the node's results go; connected to its downstream edges (or the client).
+    pub(crate) outputs: Outputs,
     pub(crate) shared: Arc<SessionShared>,
     pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) cancel: watch::Receiver<bool>,
@@ -60,9 +58,7 @@ impl NodeTask {
     }
 
     async fn run_inner(mut self) {
-        let mut outputs = Outputs::new();
-        // The origin of the input being processed, then of the last one (for the flush).
-        let mut origin: Option<Arc<Origin>> = None;
+        let mut outputs = std::mem::take(&mut self.outputs);
         loop {
             let step = tokio::select! {
                 biased;
@@ -76,23 +72,33 @@ impl NodeTask {
                 Step::Cancelled => break,
                 Step::Input(item) => {
                     let started = now_nanos();
-                    origin = item.origin;
+                    // Its outputs carry its origin; the flush carries the last input's.
+                    if let Some(forwarder) = outputs.forwarder_mut() {
+                        forwarder.origin = item.origin;
+                    }
                     let mut cancel = self.cancel.clone();
                     let result = tokio::select! {
                         biased;
                         _ = cancelled(&mut cancel) => break,
                         r = self.process(item.data, &mut outputs) => r,
                     };
-                    if let Err(error) = result {
-                        self.metrics.record_error();
-                        self.shared.fail(error);
-                        break;
+                    let result = match result {
+                        Ok(()) => self.forward(&mut outputs).await,
+                        Err(Error::SessionClosed { .. }) => Ok(false),
+                        Err(error) => Err(error),
+                    };
+                    match result {
+                        Ok(true) => {}
+                        // The receiving side is gone: the session is ending.
+                        Ok(false) => break,
+                        Err(error) => {
+                            self.metrics.record_error();
+                            self.shared.fail(error);
+                            break;
+                        }
                     }
                     self.metrics
-                        .record(now_nanos().saturating_sub(started), outputs.len());
-                    if !self.forward(&mut outputs, &origin).await {
-                        break;
-                    }
+                        .record(now_nanos().saturating_sub(started), outputs.take_emitted());
                     // Released only after its outputs were counted: see the module docs.
                     self.shared.release_pending();
                 }
@@ -106,11 +112,13 @@ impl NodeTask {
                         _ = cancelled(&mut cancel) => break,
                         r = self.flush(&mut outputs) => r,
                     };
+                    let result = match result {
+                        Ok(()) => self.forward(&mut outputs).await,
+                        Err(Error::SessionClosed { .. }) => Ok(false),
+                        Err(error) => Err(error),
+                    };
                     match result {
-                        Ok(()) => {
-                            self.metrics.record_flush(outputs.len());
-                            self.forward(&mut outputs, &origin).await;
-                        }
+                        Ok(_) => self.metrics.record_flush(outputs.take_emitted()),
                         Err(error) => {
                             self.metrics.record_error();
                             self.shared.fail(error);
@@ -124,14 +132,24 @@ impl NodeTask {
             tracing::warn!(node_id = %self.node_id, %error, "node cleanup failed");
         }
         // Closing our senders lets downstream nodes see end of input.
-        self.downstream.clear();
-        self.to_client = None;
-        self.shared.task_finished();
+        if let Some(forwarder) = outputs.forwarder_mut() {
+            forwarder.close();
+        }
+        drop(outputs);
+        // Everything the node owns (a worker process, shared memory) is released before
+        // the session may count as finished: a process may exit right after.
+        let NodeTask {
+            executor, shared, ..
+        } = self;
+        drop(executor);
+        shared.task_finished();
     }
 
     fn wrap_error(&self, error: Error, panicked: bool) -> Error {
         let message = match error {
             Error::Node(message) => message,
+            // From `Outputs::emit`: they say what happened themselves.
+            e @ (Error::WorkBudget { .. } | Error::SessionClosed { .. }) => return e,
             other => other.to_string(),
         };
         Error::NodeFailed {
@@ -172,47 +190,14 @@ impl NodeTask {
         }
     }
 
-    /// Sends every output downstream (or to the client), each with `origin`. Returns
-    /// false when the receiving side is gone, i.e. the session is ending.
-    async fn forward(&mut self, outputs: &mut Outputs, origin: &Option<Arc<Origin>>) -> bool {
-        for data in outputs.drain() {
-            if let Some(client) = &self.to_client {
-                self.shared.add_pending(1);
-                let mut out = TransportData::new(data);
-                out.sequence = Some(self.shared.next_sequence());
-                out.node_id = Some(Arc::clone(&self.node_id));
-                if let Some(origin) = origin {
-                    out.input_sequence = origin.sequence;
-                    out.metadata = origin.metadata.clone();
-                }
-                if client.send(out).await.is_err() {
-                    return false;
-                }
-                self.shared.output_ready();
-                continue;
-            }
-            let Some((last, others)) = self.downstream.split_last() else {
-                continue;
-            };
-            for sender in others {
-                self.shared.add_pending(1);
-                let item = Item {
-                    data: data.clone(),
-                    origin: origin.clone(),
-                };
-                if sender.send(item).await.is_err() {
-                    return false;
-                }
-            }
-            self.shared.add_pending(1);
-            let item = Item {
-                data,
-                origin: origin.clone(),
-            };
-            if last.send(item).await.is_err() {
-                return false;
-            }
+    /// Forwards what the node pushed during its call. `Ok(false)` when the receiving side
+    /// is gone (the session is ending); an error (naming the node) when the work budget is
+    /// spent.
+    async fn forward(&mut self, outputs: &mut Outputs) -> Result<bool> {
+        match outputs.forward_pushed().await {
+            Ok(()) => Ok(true),
+            Err(e @ Error::WorkBudget { .. }) => Err(e),
+            Err(_) => Ok(false),
         }
-        true
     }
 }

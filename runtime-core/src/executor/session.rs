@@ -94,6 +94,7 @@ impl PipelineSession {
         };
         let origin = Origin::of(&mut input);
         let data = input.data;
+        self.shared.input_sent();
         let Some((last, others)) = senders.split_last() else {
             return Ok(());
         };
@@ -187,6 +188,13 @@ impl PipelineSession {
     pub fn metrics(&self) -> Vec<NodeMetricsSnapshot> {
         self.shared.metrics_snapshot()
     }
+
+    /// Waits until the session has finished and released everything: every node task has
+    /// ended and run its cleanup (worker processes stopped, shared memory removed). Call it
+    /// after `close()`, after a failure, or after cancelling, before the process exits.
+    pub async fn wait_finished(&self) {
+        self.shared.wait_finished().await
+    }
 }
 
 impl Drop for PipelineSession {
@@ -224,5 +232,9 @@ impl StreamSession for PipelineSession {
 
     fn metrics(&self) -> Vec<NodeMetricsSnapshot> {
         PipelineSession::metrics(self)
+    }
+
+    async fn wait_finished(&self) {
+        PipelineSession::wait_finished(self).await
     }
 }

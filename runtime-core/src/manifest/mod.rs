@@ -31,10 +31,17 @@
 //! checks the structure: duplicate ids, edges to unknown nodes, cycles. Checking node types
 //! and params needs a node registry: see
 //! [`NodeRegistry::validate`](crate::nodes::registry::NodeRegistry::validate).
+//!
+//! Every parse is bounded ([`ManifestLimits`]: size, nesting depth, values with YAML
+//! aliases expanded, nodes, connections) in time and memory linear in the text, and
+//! rejects a key given twice and numbers that are not finite. The `*_with_limits` forms
+//! take other bounds, e.g. a server's flags.
 
 mod graph;
+mod limits;
 
 pub use graph::PipelineGraph;
+pub use limits::ManifestLimits;
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -154,23 +161,44 @@ fn default_version() -> String {
 }
 
 impl Manifest {
-    /// Parses and structurally validates a JSON manifest.
-    ///
-    /// Syntax errors carry the line and column.
+    /// Parses and structurally validates a JSON manifest, within the default
+    /// [`ManifestLimits`]. Syntax errors carry the line and column.
     pub fn from_json(text: &str) -> Result<Self> {
-        let manifest: Manifest = serde_json::from_str(text).map_err(|e| Error::ManifestParse {
+        Self::from_json_with_limits(text, &ManifestLimits::default())
+    }
+
+    /// [`from_json`](Self::from_json) within `limits`.
+    pub fn from_json_with_limits(text: &str, limits: &ManifestLimits) -> Result<Self> {
+        limits.check_text(text, false)?;
+        let json_error = |e: serde_json::Error| Error::ManifestParse {
             format: "JSON",
             line: Some(e.line()),
             column: Some(e.column()),
             message: strip_location(&e.to_string()),
-        })?;
-        manifest.validate_structure()?;
-        Ok(manifest)
+        };
+        let scanned = limits::scan(
+            &mut serde_json::Deserializer::from_str(text),
+            limits,
+            text.len(),
+        );
+        let typed = || serde_json::from_str::<Manifest>(text);
+        if let Err((e, problem)) = scanned {
+            return Err(scan_error(json_error(e), problem, || typed().ok()));
+        }
+        let manifest = typed().map_err(json_error)?;
+        manifest.check_parsed(limits)
     }
 
-    /// Parses and structurally validates a YAML manifest.
+    /// Parses and structurally validates a YAML manifest, within the default
+    /// [`ManifestLimits`].
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let manifest: Manifest = serde_norway::from_str(text).map_err(|e| {
+        Self::from_yaml_with_limits(text, &ManifestLimits::default())
+    }
+
+    /// [`from_yaml`](Self::from_yaml) within `limits`.
+    pub fn from_yaml_with_limits(text: &str, limits: &ManifestLimits) -> Result<Self> {
+        limits.check_text(text, true)?;
+        let yaml_error = |e: serde_norway::Error| {
             let loc = e.location();
             Error::ManifestParse {
                 format: "YAML",
@@ -178,19 +206,40 @@ impl Manifest {
                 column: loc.as_ref().map(|l| l.column()),
                 message: strip_location(&e.to_string()),
             }
-        })?;
-        manifest.validate_structure()?;
-        Ok(manifest)
+        };
+        let scanned = limits::scan(
+            serde_norway::Deserializer::from_str(text),
+            limits,
+            text.len(),
+        );
+        let typed = || serde_norway::from_str::<Manifest>(text);
+        if let Err((e, problem)) = scanned {
+            return Err(scan_error(yaml_error(e), problem, || typed().ok()));
+        }
+        let manifest = typed().map_err(yaml_error)?;
+        manifest.check_parsed(limits)
     }
 
     /// Parses a manifest whose format is sniffed: JSON when the text starts with `{`,
     /// YAML otherwise.
     pub fn parse(text: &str) -> Result<Self> {
+        Self::parse_with_limits(text, &ManifestLimits::default())
+    }
+
+    /// [`parse`](Self::parse) within `limits`.
+    pub fn parse_with_limits(text: &str, limits: &ManifestLimits) -> Result<Self> {
         if text.trim_start().starts_with('{') {
-            Self::from_json(text)
+            Self::from_json_with_limits(text, limits)
         } else {
-            Self::from_yaml(text)
+            Self::from_yaml_with_limits(text, limits)
         }
+    }
+
+    /// The counts' limits, then the structure.
+    fn check_parsed(self, limits: &ManifestLimits) -> Result<Self> {
+        limits.check_counts(self.nodes.len(), self.connections.len())?;
+        self.validate_structure()?;
+        Ok(self)
     }
 
     /// Reads and parses a manifest file (`.json`, `.yaml`/`.yml`, or sniffed).
@@ -306,6 +355,67 @@ impl Manifest {
         }
         PipelineGraph::build(self)
     }
+}
+
+/// The error of a scan that failed. A key given twice or a number that is not finite
+/// inside a node's params is reported as that param's error, naming the node (from
+/// `parsed`, the typed parse — run only then: the document is known to be within its
+/// value budget); anything else as the parser's error, with its location.
+fn scan_error(
+    parse: Error,
+    problem: Option<limits::ScanProblem>,
+    parsed: impl FnOnce() -> Option<Manifest>,
+) -> Error {
+    use limits::{PathSegment, ScanProblemKind};
+    let Some(problem) = problem else {
+        return parse;
+    };
+    if let ScanProblemKind::TooManyValues { limit } = problem.kind {
+        return Error::ManifestLimit {
+            what: "the manifest stands for more values than that (YAML aliases expanding?)"
+                .to_owned(),
+            limit: format!("{limit} values"),
+        };
+    }
+    // The parser's location is that of the mapping (YAML) or of the value (JSON).
+    let at = match &parse {
+        Error::ManifestParse {
+            format: "YAML",
+            line: Some(line),
+            ..
+        } => format!(" (in the mapping at line {line})"),
+        Error::ManifestParse {
+            line: Some(line), ..
+        } => format!(" (line {line})"),
+        _ => String::new(),
+    };
+    if let [PathSegment::Key(nodes), PathSegment::Index(index), PathSegment::Key(params), rest @ ..] =
+        problem.path.as_slice()
+    {
+        let manifest = (nodes == "nodes" && params == "params")
+            .then(parsed)
+            .flatten();
+        if let Some(manifest) = manifest {
+            if let Some(node) = manifest.nodes.get(*index) {
+                let (param, why) = match (&problem.kind, rest) {
+                    (ScanProblemKind::DuplicateKey(key), []) => {
+                        (key.clone(), format!("given twice{at}"))
+                    }
+                    (ScanProblemKind::NotFinite(value), [PathSegment::Key(key), ..]) => {
+                        (key.clone(), format!("{value} is not a finite number{at}"))
+                    }
+                    _ => (limits::path_text(rest), format!("{problem}{at}")),
+                };
+                return Error::InvalidParam {
+                    node_id: node.id.clone(),
+                    node_type: node.node_type.clone(),
+                    param,
+                    problem: Box::new(crate::ParamProblem::Invalid(why)),
+                };
+            }
+        }
+    }
+    parse
 }
 
 /// serde's messages end with " at line X column Y"; we report the location separately.

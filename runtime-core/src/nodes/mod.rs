@@ -54,11 +54,20 @@ use crate::Result;
 use async_trait::async_trait;
 use schema::ParamsSchema;
 
-/// Where a node pushes its results. The executor forwards them, in order, to every
+/// Where a node puts its results. The executor forwards them, in order, to every
 /// downstream node (or to the client, for a sink node).
+///
+/// - [`push`](Self::push) buffers an item; the executor forwards the buffer when the call
+///   (`process` or `flush`) returns. What synchronous nodes use.
+/// - [`emit`](Self::emit) (async nodes) forwards the item at once and waits while the
+///   receiving side is full: a node producing a long stream of items for one input (a
+///   Python generator, say) streams them with backpressure instead of buffering them all.
+///   Outside a session (a node called directly, as in tests) it buffers like `push`.
 #[derive(Debug, Default)]
 pub struct Outputs {
     items: Vec<RuntimeData>,
+    forwarder: Option<crate::executor::Forwarder>,
+    emitted: usize,
 }
 
 impl Outputs {
@@ -67,9 +76,72 @@ impl Outputs {
         Self::default()
     }
 
+    /// A buffer whose `emit` forwards through `forwarder` (the executor's).
+    pub(crate) fn connected(forwarder: crate::executor::Forwarder) -> Self {
+        Self {
+            items: Vec::new(),
+            forwarder: Some(forwarder),
+            emitted: 0,
+        }
+    }
+
     /// Emits one item.
     pub fn push(&mut self, data: RuntimeData) {
         self.items.push(data);
+    }
+
+    /// Emits one item now: in a session, it is forwarded before this returns (after what
+    /// was pushed earlier), waiting while the receiving side is full.
+    ///
+    /// # Errors
+    /// The session is ending (its receiving side is gone) or its work budget is spent;
+    /// stop producing and return the error.
+    pub async fn emit(&mut self, data: RuntimeData) -> Result<()> {
+        if self.forwarder.is_none() {
+            self.items.push(data);
+            return Ok(());
+        }
+        self.forward_pushed().await?;
+        self.send(data).await
+    }
+
+    async fn send(&mut self, data: RuntimeData) -> Result<()> {
+        let Some(forwarder) = &self.forwarder else {
+            self.items.push(data);
+            return Ok(());
+        };
+        self.emitted += 1;
+        if forwarder.send(data).await? {
+            Ok(())
+        } else {
+            Err(crate::Error::SessionClosed {
+                session_id: forwarder.session_id().to_owned(),
+                reason: "the session is ending".to_owned(),
+            })
+        }
+    }
+
+    /// Forwards what was pushed (the executor calls it after each call of the node).
+    pub(crate) async fn forward_pushed(&mut self) -> Result<()> {
+        if self.forwarder.is_none() || self.items.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.items);
+        for data in items {
+            self.send(data).await?;
+        }
+        Ok(())
+    }
+
+    /// Items forwarded by [`emit`](Self::emit) or after a call since the last
+    /// [`take_emitted`](Self::take_emitted) (for the node's metrics).
+    pub(crate) fn take_emitted(&mut self) -> usize {
+        std::mem::take(&mut self.emitted)
+    }
+
+    /// The forwarder, to set the origin of the next call or close the edges.
+    pub(crate) fn forwarder_mut(&mut self) -> Option<&mut crate::executor::Forwarder> {
+        self.forwarder.as_mut()
     }
 
     /// Number of items emitted so far.

@@ -144,6 +144,14 @@ pub trait ExecutorBackend: Send + Sync {
         Ok(None)
     }
 
+    /// Keys of this backend's block (the block named like the backend) that a manifest from
+    /// a client may set without the operator opening them: settings that choose no program,
+    /// path, environment, mount or image and cannot make a node cost unbounded resources.
+    /// None by default; see [`ExecutionPolicy`](crate::policy::ExecutionPolicy).
+    fn client_settings(&self) -> &[&str] {
+        &[]
+    }
+
     /// Creates one node instance for a session.
     async fn create_node(&self, spec: NodeSpec) -> Result<Box<dyn NodeExecutor>>;
 }

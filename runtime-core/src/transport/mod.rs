@@ -251,7 +251,9 @@ pub async fn run_to_end(
 /// # Provided methods
 ///
 /// [`metrics`](Self::metrics) returns no metrics by default; sessions that measure their
-/// nodes (the runner's do) override it.
+/// nodes (the runner's do) override it. [`wait_finished`](Self::wait_finished) returns at
+/// once by default, which is right for sessions that hold nothing outside the process;
+/// sessions whose nodes own processes or shared memory (the runner's) override it.
 #[async_trait]
 pub trait StreamSession: Send + Sync {
     /// The session's unique id.
@@ -277,4 +279,9 @@ pub trait StreamSession: Send + Sync {
     fn metrics(&self) -> Vec<NodeMetricsSnapshot> {
         Vec::new()
     }
+
+    /// Waits until the session has finished and released everything it holds (node
+    /// cleanup done: worker processes stopped, shared memory removed) — after `close()`, a
+    /// failure or a cancellation, before a process exits.
+    async fn wait_finished(&self) {}
 }

@@ -66,6 +66,24 @@ impl SessionRouter {
         self.len() == 0
     }
 
+    /// Waits until every live session has finished and released what it holds (see
+    /// [`PipelineSession::wait_finished`](crate::transport::PipelineSession::wait_finished)),
+    /// e.g. at the end of a server's shutdown. Returns false when `within` passed first.
+    #[cfg(feature = "native")]
+    pub async fn wait_idle(&self, within: std::time::Duration) -> bool {
+        let live: Vec<std::sync::Arc<SessionShared>> = self
+            .lock()
+            .values()
+            .filter_map(|e| e.shared.upgrade())
+            .collect();
+        let all = async {
+            for shared in &live {
+                shared.wait_finished().await;
+            }
+        };
+        tokio::time::timeout(within, all).await.is_ok()
+    }
+
     /// Per-node metrics of a live session.
     pub fn metrics(&self, session_id: &str) -> Option<Vec<NodeMetricsSnapshot>> {
         let sessions = self.lock();

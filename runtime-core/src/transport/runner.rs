@@ -140,6 +140,17 @@ impl PipelineRunner {
         self.registry.validate(manifest)
     }
 
+    /// [`validate`](Self::validate) for a manifest from a client: `policy` is checked first
+    /// (node types, executor settings), then everything `validate` checks.
+    pub fn validate_client(
+        &self,
+        manifest: Arc<Manifest>,
+        policy: &crate::policy::ExecutionPolicy,
+    ) -> Result<ValidatedPipeline> {
+        policy.check(&manifest, &self.registry)?;
+        self.registry.validate_arc(manifest)
+    }
+
     /// Starts a streaming session on a manifest (validated first) or a
     /// [`ValidatedPipeline`]. Every node is created and initialized before this returns;
     /// any failure is returned here, naming the node.

@@ -19,9 +19,12 @@
 //! [`StreamSession`](remotemedia_runtime_core::transport::StreamSession)).
 
 pub mod args;
+mod connections;
 pub mod convert;
 mod service;
 pub mod status;
+
+pub use connections::{AcceptStats, ConnInfo, ConnectionLimits};
 
 /// Generated protobuf types and gRPC stubs of `remotemedia.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
@@ -36,6 +39,8 @@ pub mod proto {
 pub use service::{PipelineServiceImpl, ShutdownPhase};
 
 use proto::pipeline_service_server::PipelineServiceServer;
+use remotemedia_runtime_core::manifest::ManifestLimits;
+use remotemedia_runtime_core::policy::ExecutionPolicy;
 use remotemedia_runtime_core::transport::PipelineRunner;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,6 +66,40 @@ pub struct ServerConfig {
     pub auth_token: Option<String>,
     /// On shutdown, how long open sessions may run before they are closed (default 10 s).
     pub shutdown_grace: Duration,
+    /// What clients' manifests may ask for (default: every node type, no executor
+    /// setting that chooses programs, paths, environment, mounts or images).
+    pub policy: ExecutionPolicy,
+    /// Bounds on clients' manifests (size, depth, values, nodes, connections).
+    pub manifest_limits: ManifestLimits,
+    /// Manifests parsed and validated at once, off the async workers (default 2).
+    pub parse_slots: usize,
+    /// How long parsing and validating one manifest may take (default 5 s).
+    pub parse_timeout: Duration,
+    /// Most outputs one Execute call may return (default 100 000).
+    pub max_execute_outputs: usize,
+    /// How long a stream may take to send its `open` message (default 10 s).
+    pub open_timeout: Duration,
+    /// Connections open at once, and how soon each must open a request.
+    pub connections: ConnectionLimits,
+    /// Serve TLS with this certificate chain and key (PEM) instead of plaintext.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A server certificate chain and its private key, PEM-encoded.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// The certificate chain (PEM).
+    pub cert_pem: Vec<u8>,
+    /// The private key (PEM).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("cert_pem", &format!("{} bytes", self.cert_pem.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ServerConfig {
@@ -72,6 +111,17 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             auth_token: None,
             shutdown_grace: Duration::from_secs(10),
+            policy: ExecutionPolicy::default(),
+            manifest_limits: ManifestLimits::default(),
+            parse_slots: 2,
+            parse_timeout: Duration::from_secs(5),
+            max_execute_outputs: 100_000,
+            open_timeout: Duration::from_secs(10),
+            connections: ConnectionLimits {
+                max_connections: 4096,
+                handshake_timeout: Duration::from_secs(10),
+            },
+            tls: None,
         }
     }
 }
@@ -130,18 +180,35 @@ pub async fn bind(config: &ServerConfig) -> std::io::Result<(TcpListener, Socket
     Ok((listener, addr))
 }
 
+/// How long connections may stay open once shutdown has closed every session (a health
+/// `Watch`, say) before the server stops anyway.
+const CLOSE_CONNECTIONS_AFTER: Duration = Duration::from_secs(2);
+
 /// Serves the pipeline, health and reflection services on `listener` until `shutdown`
-/// resolves; then stops taking new sessions, gives open ones `config.shutdown_grace` to
-/// finish, closes the rest with UNAVAILABLE, and returns.
+/// resolves; then stops taking new sessions, reports NOT_SERVING, gives open sessions
+/// `config.shutdown_grace` to finish, closes the rest with UNAVAILABLE, and returns —
+/// within a moment, whatever connections remain open.
 pub async fn serve(
     runner: PipelineRunner,
     config: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_stats(runner, config, listener, shutdown, Arc::default()).await
+}
+
+/// [`serve`], counting what the accept loop does in `stats`.
+pub async fn serve_with_stats(
+    runner: PipelineRunner,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stats: Arc<AcceptStats>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let (phase_tx, phase_rx) = watch::channel(ShutdownPhase::Running);
     let sessions = Arc::new(tokio::sync::Semaphore::new(config.max_sessions));
+    let router_runner = runner.clone();
     let service = PipelineServiceImpl::new(
         runner,
         Arc::clone(&config),
@@ -162,10 +229,14 @@ pub async fn serve(
     health_reporter
         .set_serving::<PipelineServiceServer<PipelineServiceImpl>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
 
     let grace = config.shutdown_grace;
     let max_sessions = u32::try_from(config.max_sessions).unwrap_or(u32::MAX);
@@ -179,12 +250,17 @@ pub async fn serve(
             }
         }
     };
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
     // The listener keeps accepting connections until the sessions are over, so late
     // clients get a clear UNAVAILABLE from the service instead of a refused stream.
     let drained = async move {
         shutdown.await;
         tracing::info!("shutdown requested: no new sessions; open ones have {grace:?} to finish");
         let _ = phase_tx.send(ShutdownPhase::Draining);
+        // Probes ask for "" by default: it flips with the service.
+        health_reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
         health_reporter
             .set_not_serving::<PipelineServiceServer<PipelineServiceImpl>>()
             .await;
@@ -197,18 +273,46 @@ pub async fn serve(
             // Give the closed sessions a moment to send their final status.
             let _ = tokio::time::timeout(Duration::from_secs(5), all_sessions_ended()).await;
         }
+        // The sessions have ended; let their nodes finish their cleanup (worker processes,
+        // shared memory) before the runtime stops.
+        if !router_runner
+            .sessions()
+            .wait_idle(Duration::from_secs(10))
+            .await
+        {
+            tracing::warn!("some sessions did not release their nodes in time");
+        }
+        let _ = stopped_tx.send(true);
     };
 
     let addr = listener.local_addr()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tracing::info!(%addr, "serving remotemedia.v1.PipelineService");
-    tonic::transport::Server::builder()
+    let incoming = connections::incoming(listener, config.connections.clone(), stats);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| anyhow::anyhow!("cannot use the TLS certificate and key: {e}"))?;
+    }
+    tracing::info!(%addr, tls = config.tls.is_some(), "serving remotemedia.v1.PipelineService");
+    let server = builder
+        .layer(tower::util::MapRequestLayer::new(connections::mark_request))
         .layer(tower::util::MapResponseLayer::new(map_limit_status))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(pipeline)
-        .serve_with_incoming_shutdown(incoming, drained)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, drained);
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => served?,
+        _ = async {
+            let _ = stopped_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(CLOSE_CONNECTIONS_AFTER).await;
+        } => {
+            tracing::info!("connections still open after shutdown (a health watch?): closing them");
+        }
+    }
     tracing::info!("server stopped");
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct PipelineServiceImpl {
     runner: PipelineRunner,
     config: Arc<ServerConfig>,
     sessions: Arc<Semaphore>,
+    /// Manifests being parsed and validated (on blocking threads), at most `parse_slots`.
+    parsing: Arc<Semaphore>,
     shutdown: watch::Receiver<ShutdownPhase>,
 }
 
@@ -65,6 +67,7 @@ impl PipelineServiceImpl {
         Self {
             runner,
             sessions,
+            parsing: Arc::new(Semaphore::new(config.parse_slots.max(1))),
             config,
             shutdown,
         }
@@ -84,14 +87,38 @@ impl PipelineServiceImpl {
         })
     }
 
-    /// Parses and validates a client's manifest, once.
-    fn validate_manifest(&self, text: &str) -> Result<Arc<ValidatedPipeline>, Status> {
-        let manifest = Manifest::parse(text).map_err(|e| status_from_error(&e))?;
-        self.runner
-            .registry()
-            .validate_arc(Arc::new(manifest))
-            .map(Arc::new)
-            .map_err(|e| status_from_error(&e))
+    /// Parses and validates a client's manifest, once: within the manifest limits, under
+    /// the execution policy, on a blocking thread (never on the async workers that serve
+    /// other clients), at most `parse_slots` at once and within `parse_timeout`.
+    async fn validate_manifest(&self, text: String) -> Result<Arc<ValidatedPipeline>, Status> {
+        let started = std::time::Instant::now();
+        let budget = self.config.parse_timeout;
+        let slot = tokio::time::timeout(budget, Arc::clone(&self.parsing).acquire_owned())
+            .await
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "the server is busy parsing other manifests; none could start within {budget:?}"
+                ))
+            })?
+            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let runner = self.runner.clone();
+        let config = Arc::clone(&self.config);
+        let job = tokio::task::spawn_blocking(move || {
+            // The slot is released when the work is, even if the caller stopped waiting.
+            let _slot = slot;
+            let manifest = Manifest::parse_with_limits(&text, &config.manifest_limits)?;
+            runner.validate_client(Arc::new(manifest), &config.policy)
+        });
+        let left = budget.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, job).await {
+            Err(_) => Err(Status::resource_exhausted(format!(
+                "parsing and validating the manifest took longer than {budget:?}"
+            ))),
+            Ok(Err(_)) => Err(Status::internal(
+                "validating the manifest failed unexpectedly",
+            )),
+            Ok(Ok(validated)) => validated.map(Arc::new).map_err(|e| status_from_error(&e)),
+        }
     }
 
     /// Starts a session on a validated pipeline, through the transport traits.
@@ -119,7 +146,7 @@ impl PipelineService for PipelineServiceImpl {
         if len > self.config.max_message_bytes {
             return Err(too_large("the request", len, self.config.max_message_bytes));
         }
-        let pipeline = self.validate_manifest(&request.manifest)?;
+        let pipeline = self.validate_manifest(request.manifest).await?;
         let inputs = request
             .inputs
             .into_iter()
@@ -128,12 +155,35 @@ impl PipelineService for PipelineServiceImpl {
             .collect::<Result<Vec<_>, _>>()?;
         let session = self.open_session(pipeline).await?;
         let mut outputs: Vec<proto::Output> = Vec::new();
-        run_to_end(&*session, inputs, |output| {
-            outputs.push(output_to_proto(&output, outputs.len() as u64));
+        // Outputs and their bytes are counted as they arrive: a pipeline that multiplies
+        // its input stops at the limit instead of filling memory first.
+        let mut bytes = 0usize;
+        let mut over: Option<Status> = None;
+        let max_bytes = self.config.max_message_bytes;
+        let max_outputs = self.config.max_execute_outputs;
+        let ran = run_to_end(&*session, inputs, |output| {
+            let output = output_to_proto(&output, outputs.len() as u64);
+            bytes += output.encoded_len();
+            if outputs.len() >= max_outputs {
+                over = Some(Status::resource_exhausted(format!(
+                    "the pipeline produced more than {max_outputs} outputs for one Execute call (--max-execute-outputs); use StreamPipeline for long results"
+                )));
+            } else if bytes > max_bytes {
+                over = Some(too_large("the response", bytes, max_bytes));
+            }
+            if over.is_some() {
+                return Err(remotemedia_runtime_core::Error::Other(
+                    "the response limit was reached".to_owned(),
+                ));
+            }
+            outputs.push(output);
             Ok(())
         })
-        .await
-        .map_err(|e| status_from_error(&e))?;
+        .await;
+        if let Some(status) = over {
+            return Err(status);
+        }
+        ran.map_err(|e| status_from_error(&e))?;
         let response = proto::ExecuteResponse { outputs };
         let len = response.encoded_len();
         if len > self.config.max_message_bytes {
@@ -154,12 +204,12 @@ impl PipelineService for PipelineServiceImpl {
     ) -> Result<Response<Self::StreamPipelineStream>, Status> {
         let permit = self.admit()?;
         let mut inbound = request.into_inner();
-        let idle = self.config.idle_timeout;
-        let first = match tokio::time::timeout(idle, inbound.message()).await {
+        let open_timeout = self.config.open_timeout;
+        let first = match tokio::time::timeout(open_timeout, inbound.message()).await {
             Err(_) => {
                 return Err(Status::resource_exhausted(format!(
-                    "no open message within the idle timeout of {} s",
-                    idle.as_secs()
+                    "no open message within {} s (--open-timeout-secs)",
+                    open_timeout.as_secs()
                 )))
             }
             Ok(Err(status)) => return Err(map_transport_status(status)),
@@ -175,7 +225,7 @@ impl PipelineService for PipelineServiceImpl {
                 "the first message of a stream must be `open` with a manifest",
             ));
         };
-        let pipeline = self.validate_manifest(&open.manifest)?;
+        let pipeline = self.validate_manifest(open.manifest).await?;
         let session = self.open_session(pipeline).await?;
         let session_id = session.session_id().to_owned();
         tracing::info!(%session_id, "stream session opened");
@@ -190,16 +240,19 @@ impl PipelineService for PipelineServiceImpl {
             .await;
 
         let (abort_tx, abort_rx) = watch::channel::<Option<Status>>(None);
+        let (gone_tx, gone_rx) = watch::channel(false);
         tokio::spawn(forward_outputs(
             Arc::clone(&session),
             tx.clone(),
             abort_rx,
+            gone_tx,
             permit,
         ));
         tokio::spawn(forward_inputs(
             session,
             inbound,
             abort_tx,
+            gone_rx,
             self.shutdown.clone(),
             Arc::clone(&self.config),
         ));
@@ -239,11 +292,14 @@ impl PipelineService for PipelineServiceImpl {
 }
 
 /// Sends the session's outputs to the client until it ends, then `closed` (or the error).
-/// Holds the session slot until the stream is over.
+/// Holds the session slot until the stream is over. When the client goes away — even
+/// while no output is coming, a node busy on a long call — it says so on `gone` and
+/// returns: the session is dropped, which cancels its in-flight work.
 async fn forward_outputs(
     session: Arc<dyn StreamSession>,
     tx: mpsc::Sender<Result<proto::StreamResponse, Status>>,
     mut abort: watch::Receiver<Option<Status>>,
+    gone: watch::Sender<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let mut sent = 0u64;
@@ -252,6 +308,11 @@ async fn forward_outputs(
             output = session.next_output() => output,
             status = aborted(&mut abort) => {
                 let _ = tx.send(Err(status)).await;
+                return;
+            }
+            _ = tx.closed() => {
+                tracing::info!(session_id = %session.session_id(), "client went away: cancelling the session");
+                let _ = gone.send(true);
                 return;
             }
         };
@@ -304,6 +365,7 @@ async fn forward_inputs(
     session: Arc<dyn StreamSession>,
     mut inbound: Streaming<proto::StreamRequest>,
     abort: watch::Sender<Option<Status>>,
+    mut gone: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<ShutdownPhase>,
     config: Arc<ServerConfig>,
 ) {
@@ -318,6 +380,7 @@ async fn forward_inputs(
                 end(Status::unavailable("server shutting down: the session was closed before it finished"));
                 return;
             }
+            _ = gone.wait_for(|gone| *gone) => return,
         };
         let message = match message {
             Err(_) => {
@@ -357,7 +420,12 @@ async fn forward_inputs(
                     }
                 };
                 frames += 1;
-                if session.send_input(input).await.is_err() {
+                let sent = tokio::select! {
+                    sent = session.send_input(input) => sent,
+                    // Waiting under backpressure for a client that is gone: stop.
+                    _ = gone.wait_for(|gone| *gone) => return,
+                };
+                if sent.is_err() {
                     // The session failed; forward_outputs reports the error.
                     return;
                 }

@@ -3,12 +3,14 @@
 //! | error | code |
 //! |---|---|
 //! | unknown node type | NOT_FOUND |
+//! | a setting or node type the execution policy does not allow clients | PERMISSION_DENIED |
+//! | a manifest over the manifest limits (size, depth, values, nodes, connections) | RESOURCE_EXHAUSTED |
 //! | any other manifest error (syntax, ids, edges, cycle, params, executor) | INVALID_ARGUMENT |
 //! | bad input data (shape, encoding) | INVALID_ARGUMENT |
 //! | a node failed or panicked while running | ABORTED |
 //! | a node could not start | INTERNAL |
 //! | input after the session was closed | FAILED_PRECONDITION |
-//! | session, message-size or idle-timeout limits | RESOURCE_EXHAUSTED |
+//! | session, message-size, idle-timeout, open-timeout or output limits, a session's work budget, no room for another Python worker | RESOURCE_EXHAUSTED |
 //! | missing or wrong bearer token | UNAUTHENTICATED |
 //! | server shutting down | UNAVAILABLE |
 //!
@@ -25,7 +27,10 @@ pub const NODE_ID_METADATA: &str = "x-remotemedia-node-id";
 pub fn status_from_error(error: &Error) -> Status {
     let code = match error {
         Error::UnknownNodeType { .. } => Code::NotFound,
+        Error::PermissionDenied { .. } => Code::PermissionDenied,
+        Error::ManifestLimit { .. } => Code::ResourceExhausted,
         e if e.is_manifest_error() => Code::InvalidArgument,
+        Error::WorkBudget { .. } | Error::AtCapacity { .. } => Code::ResourceExhausted,
         Error::NodeFailed { .. } => Code::Aborted,
         Error::NodeInit { .. } => Code::Internal,
         Error::InvalidData(_) | Error::Ingest { .. } => Code::InvalidArgument,

@@ -172,3 +172,27 @@ class HangsInCleanup(remotemedia.Node):
 
     def cleanup(self):
         time.sleep(60)
+
+
+@remotemedia.node("Endless")
+class Endless(remotemedia.Node):
+    """A generator that never ends: `<item>-0`, `<item>-1`, ..."""
+
+    def process(self, data):
+        i = 0
+        while True:
+            yield f"{data}-{i}"
+            i += 1
+
+
+@remotemedia.node("SleepsWithPid")
+class SleepsWithPid(remotemedia.Node):
+    """Writes its pid to params['path'] at initialize; sleeps a minute on every item."""
+
+    def initialize(self):
+        with open(self.params["path"], "w") as f:
+            f.write(str(os.getpid()))
+
+    def process(self, data):
+        time.sleep(60)
+        return data

@@ -10,13 +10,28 @@ use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{
-    Async, Fft, FixedAsync, FixedSync, Indexing, PolynomialDegree, Resampler, WindowFunction,
+    Async, Fft, FixedAsync, FixedSync, Indexing, PolynomialDegree, Resampler,
+    SincInterpolationParameters, SincInterpolationType, WindowFunction,
 };
 use serde_json::Value;
 use std::sync::Arc;
 
 /// An input this far (µs) ahead of where its stream should be starts a new segment.
 const MAX_GAP_US: u64 = 1000;
+
+/// The FFT resampler works on blocks of `source / gcd` and `target / gcd` frames, and its
+/// memory grows with them (767 999 Hz → 16 kHz, gcd 1, took 74 MB). Ratios whose reduced
+/// terms add up to more than this use the sinc resampler, whose cost does not depend on
+/// the ratio; every ratio between the common rates (44.1/48/96 kHz families, 8–32 kHz)
+/// stays on the FFT path.
+const MAX_FFT_RATIO_TERMS: u64 = 4096;
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
 
 /// Resampler quality. Higher quality costs more CPU and latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -60,10 +75,30 @@ impl ResampleQuality {
 
     fn build(self, from: u32, to: u32, channels: usize) -> Result<Box<dyn Resampler<f32>>> {
         let chunk = self.chunk_frames(from);
+        let g = gcd(u64::from(from), u64::from(to)).max(1);
+        let awkward = (u64::from(from) + u64::from(to)) / g > MAX_FFT_RATIO_TERMS;
         let built: std::result::Result<
             Box<dyn Resampler<f32>>,
             rubato::ResamplerConstructionError,
         > = match self {
+            Self::Medium | Self::High if awkward => {
+                let parameters = SincInterpolationParameters {
+                    sinc_len: if self == Self::High { 256 } else { 128 },
+                    f_cutoff: None,
+                    interpolation: SincInterpolationType::Cubic,
+                    oversampling_factor: 256,
+                    window: WindowFunction::BlackmanHarris2,
+                };
+                Async::<f32>::new_sinc(
+                    f64::from(to) / f64::from(from),
+                    1.0,
+                    &parameters,
+                    chunk,
+                    channels,
+                    FixedAsync::Input,
+                )
+                .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
+            }
             Self::Low => Async::<f32>::new_poly(
                 f64::from(to) / f64::from(from),
                 1.0,

@@ -7,63 +7,14 @@ Run by `cargo xtask ci` (which makes the venv and builds the server); by hand:
 """
 
 import array
-import importlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import queue
 
 import grpc
 import pytest
-from grpc_tools import protoc
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
-PROTO = os.path.join(PROTO_ROOT, "remotemedia", "v1", "pipeline.proto")
-
-
-@pytest.fixture(scope="session")
-def pb(tmp_path_factory):
-    """Generates the Python stubs from the .proto and imports them."""
-    out = tmp_path_factory.mktemp("stubs")
-    result = protoc.main(
-        [
-            "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
-            f"-I{os.path.join(os.path.dirname(protoc.__file__), '_proto')}",
-            f"--python_out={out}",
-            f"--grpc_python_out={out}",
-            PROTO,
-        ]
-    )
-    assert result == 0, "protoc failed"
-    sys.path.insert(0, str(out))
-    messages = importlib.import_module("remotemedia.v1.pipeline_pb2")
-    services = importlib.import_module("remotemedia.v1.pipeline_pb2_grpc")
-    return messages, services
-
-
-class Server:
-    def __init__(self, *extra_args):
-        binary = os.environ.get("REMOTEMEDIA_GRPC_SERVER")
-        assert binary, "set REMOTEMEDIA_GRPC_SERVER to the remotemedia-grpc-server binary"
-        self.process = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", *extra_args],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stderr.readline()
-        assert "listening on" in line, line
-        self.address = line.strip().rsplit(" ", 1)[-1]
-        # Keep draining the log so the server never blocks on a full pipe.
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+from conftest import Server
 
 
 @pytest.fixture(scope="module")
