@@ -279,6 +279,70 @@ fn truncated_input_fails_after_delivering_what_it_had() {
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
 }
 
+/// A file of `bytes` under the temp dir, its path as a string.
+fn temp_file(name: &str, bytes: &[u8]) -> String {
+    let path = temp_path(name);
+    std::fs::write(&path, bytes).expect("write");
+    path.to_str().expect("utf8").to_owned()
+}
+
+#[test]
+fn cut_mp3_and_ogg_files_fail_with_the_reason() {
+    let fixtures = root().join("runtime-core/tests/fixtures");
+    let mp3 = std::fs::read(fixtures.join("tone.mp3")).expect("mp3");
+    let cut = temp_file("cut.mp3", &mp3[..mp3.len() * 2 / 3]);
+    let o = remotemedia(&["run", VAD, "--input", &cut]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("truncated: the MP3 stream ends"),
+        "{}",
+        stderr(&o)
+    );
+    let ogg = std::fs::read(fixtures.join("tone.ogg")).expect("ogg");
+    let cut = temp_file("cut.ogg", &ogg[..ogg.len() - 100]);
+    let o = remotemedia(&["run", VAD, "--input", &cut]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_wav_declaring_rate_0_is_a_clear_error() {
+    let mut wav = std::fs::read(root().join(SPEECH)).expect("speech");
+    // The sample rate field of the canonical 44-byte header.
+    wav[24..28].copy_from_slice(&0u32.to_le_bytes());
+    let path = temp_file("rate0.wav", &wav);
+    let o = remotemedia(&["run", VAD, "--input", &path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the WAV header declares a sample rate of 0 Hz"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_yaml_alias_bomb_manifest_is_refused_quickly() {
+    let anchor = format!("[{}]", vec!["1"; 5000].join(", "));
+    let aliases = format!("[{}]", vec!["*a"; 20_000].join(", "));
+    let manifest = temp_file(
+        "bomb.yaml",
+        format!(
+            "metadata:\n  a: &a {anchor}\n  b: {aliases}\nnodes: [{{id: x, node_type: PassThrough}}]\n"
+        )
+        .as_bytes(),
+    );
+    let started = std::time::Instant::now();
+    let o = remotemedia(&["validate", &manifest]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("counting each YAML alias as the values it repeats"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
 #[test]
 fn unknown_scheme_lists_the_schemes() {
     let o = remotemedia(&["run", VAD, "--input", "rtmp://localhost/live"]);

@@ -116,7 +116,7 @@ fn a_yaml_alias_bomb_is_refused_before_it_expands() {
     });
     assert!(
         err.to_string().starts_with(
-            "manifest refused: the manifest stands for more values than that (YAML aliases expanding?), over the limit of"
+            "manifest refused: the manifest has more values, counting each YAML alias as the values it repeats, over the limit of"
         ),
         "{err}"
     );

@@ -347,3 +347,106 @@ async fn duplicate_plugin_registration_is_refused() {
         "an ingest plugin named 'file' is already registered"
     );
 }
+
+async fn ingest_error(name: &str, bytes: &[u8]) -> String {
+    let path = temp_file(name, bytes);
+    decode(IngestConfig::from_url(path.display().to_string()))
+        .await
+        .err()
+        .expect("an error")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_mp3_cut_inside_a_frame_is_truncated() {
+    let bytes = std::fs::read(fixture("tone.mp3")).expect("fixture");
+    // Every cut but the frame boundaries lands inside a frame.
+    for cut in [bytes.len() / 3, bytes.len() / 2 + 100, bytes.len() - 7] {
+        let text = ingest_error("cut.mp3", &bytes[..cut]).await;
+        assert!(
+            text.contains("truncated: the MP3 stream ends inside a frame ("),
+            "cut at {cut}: {text}"
+        );
+    }
+}
+
+/// Offsets of the OGG pages of `bytes`.
+fn ogg_pages(bytes: &[u8]) -> Vec<usize> {
+    let mut pages = Vec::new();
+    let mut at = 0;
+    while at + 27 <= bytes.len() && &bytes[at..at + 4] == b"OggS" {
+        pages.push(at);
+        let segments = usize::from(bytes[at + 26]);
+        let body: usize = bytes[at + 27..at + 27 + segments]
+            .iter()
+            .map(|&s| usize::from(s))
+            .sum();
+        at += 27 + segments + body;
+    }
+    pages
+}
+
+#[tokio::test]
+async fn an_ogg_cut_inside_a_page_or_before_its_last_page_is_truncated() {
+    let bytes = std::fs::read(fixture("tone.ogg")).expect("fixture");
+    let pages = ogg_pages(&bytes);
+    assert!(pages.len() >= 3, "{pages:?}");
+    let last = *pages.last().expect("pages");
+    let text = ingest_error("mid.ogg", &bytes[..last + 40]).await;
+    assert!(text.contains("truncated"), "{text}");
+    // Cut on a page boundary: every page whole, but the stream never ends.
+    let text = ingest_error("page.ogg", &bytes[..last]).await;
+    assert!(
+        text.contains(
+            "truncated: the OGG stream is incomplete: its last page does not end the stream"
+        ),
+        "{text}"
+    );
+}
+
+/// A WAV header (PCM or float) and `payload`.
+fn wav(format: u16, channels: u16, rate: u32, bits: u16, payload: &[u8]) -> Vec<u8> {
+    let block = channels * bits / 8;
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    out.extend_from_slice(&block.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn a_wav_declaring_rate_zero_is_named_not_a_panic() {
+    let text = ingest_error("rate0.wav", &wav(1, 1, 0, 16, &[0; 320])).await;
+    assert!(
+        text.ends_with(": the WAV header declares a sample rate of 0 Hz"),
+        "{text}"
+    );
+    let text = ingest_error("nochannels.wav", &wav(1, 0, 16_000, 16, &[0; 320])).await;
+    assert!(
+        text.ends_with(": the WAV header declares 0 channels"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_float_wav_holding_nan_is_refused_naming_the_sample() {
+    let mut payload = Vec::new();
+    for (i, v) in [0.25f32, 0.5, -0.5, f32::NAN].iter().enumerate() {
+        let _ = i;
+        payload.extend_from_slice(&v.to_le_bytes());
+    }
+    let text = ingest_error("nan.wav", &wav(3, 1, 16_000, 32, &payload)).await;
+    assert!(
+        text.ends_with(": sample 3 of audio:0 (at 0.000 s) is NaN: samples must be finite numbers"),
+        "{text}"
+    );
+}

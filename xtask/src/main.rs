@@ -3,6 +3,7 @@
 mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
+mod fuzz;
 mod python_env;
 mod soak;
 mod venv;
@@ -57,6 +58,15 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
+    /// Run a cargo-fuzz target (libFuzzer) for a while and report executions and crashes:
+    /// manifest, frame_codec, grpc_data, file_ingest. Not part of CI.
+    Fuzz {
+        /// The target.
+        target: String,
+        /// How long to fuzz.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -71,6 +81,7 @@ fn main() -> Result<()> {
         Task::BuildTime => build_time(),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
         Task::Soak { runs } => soak::run(&root, runs),
+        Task::Fuzz { target, seconds } => fuzz::run_target(&root, &target, seconds),
         Task::PythonEnv => {
             let python = python_env::ensure(&root, &absolute_target_dir())?;
             println!("{}", python.display());
@@ -224,10 +235,7 @@ pub(crate) fn absolute_target_dir() -> PathBuf {
 /// `node_python`.
 fn python_grpc_client(node_python: &std::path::Path) -> Result<()> {
     let target = target_dir();
-    let python = venv::ensure_venv(
-        &target.join("ci-venv"),
-        &["grpcio", "grpcio-tools", "pytest"],
-    )?;
+    let python = venv::ensure_venv(&target.join("ci-venv"), GRPC_CLIENT_PACKAGES)?;
     let server = std::fs::canonicalize(target.join("debug/remotemedia-grpc-server"))
         .context("the server binary was not built")?;
     let mut pytest = Command::new(python);
@@ -237,6 +245,10 @@ fn python_grpc_client(node_python: &std::path::Path) -> Result<()> {
         .env("REMOTEMEDIA_PYTHON", node_python);
     run(pytest)
 }
+
+/// The grpcio client's venv: grpcio, its stub generator, pytest, and h2 (raw HTTP/2 for
+/// the hostile cases grpcio cannot send, like a message that stops halfway).
+pub(crate) const GRPC_CLIENT_PACKAGES: &[&str] = &["grpcio", "grpcio-tools", "pytest", "h2"];
 
 const FFI_VENV_PACKAGES: &[&str] = &["maturin==1.16.0", "numpy", "pytest"];
 

@@ -93,10 +93,7 @@ pub(crate) fn run(root: &Path, runs: usize) -> Result<()> {
         "transports/ffi/tests",
         &[("REMOTEMEDIA_PYTHON", python.clone())],
     ));
-    let client = venv::ensure_venv(
-        &target_dir().join("ci-venv"),
-        &["grpcio", "grpcio-tools", "pytest"],
-    )?;
+    let client = venv::ensure_venv(&target_dir().join("ci-venv"), crate::GRPC_CLIENT_PACKAGES)?;
     crate::run(cargo_args(&[
         "build",
         "-p",

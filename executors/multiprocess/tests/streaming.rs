@@ -89,3 +89,43 @@ async fn dropping_a_session_during_a_long_call_kills_the_worker_at_once() {
     );
     harness.assert_no_leftovers();
 }
+
+/// The high-water mark of this process's resident memory, in MiB.
+fn peak_resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .expect("VmHWM")
+        / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_printing_without_newlines_costs_the_runtime_no_memory() {
+    let harness = Harness::new();
+    let before = peak_resident_mib();
+    let outputs = harness
+        .runner
+        .execute_collect(
+            manifest(
+                "nodes: [{id: loud, node_type: PrintsWithoutNewline, executor: multiprocess, params: {megabytes: 300}}]",
+            ),
+            vec![text("after the noise")],
+        )
+        .await
+        .expect("the item comes through");
+    assert_eq!(outputs[0].data.as_text(), Some("after the noise"));
+    let grew = peak_resident_mib() - before;
+    assert!(
+        grew < 64.0,
+        "300 MB without a newline grew the runtime by {grew:.0} MiB"
+    );
+    harness.assert_no_leftovers();
+}

@@ -544,4 +544,19 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Found by `cargo xtask fuzz frame_codec`: a JSON number with more digits than an
+    /// f64 holds parsed to a value one unit off the nearest, so its re-encoding decoded to
+    /// yet another value.
+    #[test]
+    fn long_json_numbers_decode_to_the_nearest_value_and_stay_there() {
+        let digits = "777777777777577777777777777777777777777677777";
+        let value: serde_json::Value =
+            serde_json::from_str(&format!("[{digits}, 0.30000000000000004441, 1e-320]"))
+                .expect("json");
+        assert_eq!(value[0].as_f64(), digits.parse::<f64>().ok());
+        let original = RuntimeData::Json(value);
+        let once = decode(Bytes::from(encode(&original))).expect("decodes");
+        assert_eq!(encode(&once), encode(&original));
+    }
 }

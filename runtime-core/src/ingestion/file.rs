@@ -1,5 +1,6 @@
 //! [`FileIngestPlugin`]: local files and stdin, decoded in pure Rust by symphonia.
 
+use super::integrity;
 use super::{
     IngestConfig, IngestPlugin, IngestSender, IngestSource, IngestStatus, IngestStream, MediaInfo,
     PcmEncoding, RawPcmFormat, TrackInfo,
@@ -132,11 +133,32 @@ impl IngestSource for FileIngestSource {
         let status = Arc::clone(&self.status);
         stop.store(false, Ordering::SeqCst);
         set_status(&self.status, IngestStatus::Running);
+        let panicked: Arc<Mutex<Option<String>>> = Arc::default();
+        let thread_panicked = Arc::clone(&panicked);
         std::thread::Builder::new()
             .name("remotemedia-file-ingest".to_owned())
             .spawn(move || {
                 let sender = IngestSender { tx };
-                let result = decode_source(&config, &stop, &sender, info_tx);
+                // A decoder that panics on a malformed file (symphonia does on some) must
+                // end in an error naming the file, not a lost thread.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decode_source(&config, &stop, &sender, info_tx)
+                }))
+                .unwrap_or_else(|payload| {
+                    let what = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned());
+                    let message =
+                        format!("the decoder failed on this input ({what}): the file is malformed");
+                    *thread_panicked.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(message.clone());
+                    Err(Error::Ingest {
+                        source_url: config.url.clone(),
+                        message,
+                    })
+                });
                 match result {
                     Ok(()) => set_status(&status, IngestStatus::Finished),
                     Err(error) => {
@@ -157,7 +179,13 @@ impl IngestSource for FileIngestSource {
             }
             Err(_) => Err(Error::Ingest {
                 source_url: self.config.url.clone(),
-                message: "the decoding thread ended before opening the input".to_owned(),
+                message: panicked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_else(|| {
+                        "the decoding thread ended before opening the input".to_owned()
+                    }),
             }),
         }
     }
@@ -217,8 +245,21 @@ impl Conversion {
     }
 
     /// Converts one decoded block and sends the result. False when the reader is gone.
+    /// A sample that is not a finite number (a float WAV can hold NaN) is an error naming
+    /// the track and the media time.
     fn push(&mut self, samples: Vec<f32>, sender: &IngestSender) -> Result<bool> {
-        let frames = (samples.len() / usize::from(self.source_channels.max(1))) as u64;
+        let channels = usize::from(self.source_channels.max(1));
+        if let Some(index) = crate::data::first_non_finite(&samples) {
+            let frame = self.frames_in + (index / channels) as u64;
+            return Err(Error::InvalidData(format!(
+                "sample {} of {} (at {:.3} s) is {}: samples must be finite numbers",
+                index + (self.frames_in as usize) * channels,
+                self.stream_id,
+                frame as f64 / f64::from(self.source_rate.max(1)),
+                samples[index]
+            )));
+        }
+        let frames = (samples.len() / channels) as u64;
         let item = RuntimeData::Audio {
             samples: samples.into(),
             sample_rate: self.source_rate,
@@ -299,7 +340,7 @@ fn decode_source(
     };
 
     let mut info = MediaInfo {
-        format: Some(format_name),
+        format: Some(format_name.clone()),
         tracks: Vec::new(),
     };
     let mut tracks: Vec<DecodedTrack> = Vec::new();
@@ -414,11 +455,31 @@ fn decode_source(
             continue;
         }
         track.decoded_frames += (samples.len() / spec.channels.count().max(1)) as u64;
-        if !track.conversion.push(samples, sender)? {
+        let pushed = track
+            .conversion
+            .push(samples, sender)
+            .map_err(|e| match e {
+                Error::InvalidData(why) => fail(why),
+                other => other,
+            })?;
+        if !pushed {
             return Ok(());
         }
     }
 
+    if let Input::File(path) = Input::of(config) {
+        let truncated = match format_name.as_str() {
+            "mp3" => integrity::mp3_truncation(&path).ok().flatten(),
+            "ogg" | "oga" => integrity::ogg_incomplete(&path)
+                .ok()
+                .flatten()
+                .map(|why| format!("the OGG stream is incomplete: {why}")),
+            _ => None,
+        };
+        if let Some(why) = truncated {
+            return Err(fail(format!("truncated: {why}")));
+        }
+    }
     for track in &mut tracks {
         if track.decoded_frames == 0 && track.corrupt_packets > 0 {
             return Err(fail(format!(
@@ -448,6 +509,11 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
         message,
     };
     let mut hint = Hint::new();
+    let mut magic: Option<Vec<u8>> = None;
+    let file_path = match &input {
+        Input::File(path) => Some(path.clone()),
+        Input::Stdin => None,
+    };
     let stream = match input {
         Input::Stdin => MediaSourceStream::new(
             Box::new(ReadOnlySource::new(std::io::stdin())),
@@ -457,10 +523,21 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
             if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
                 hint.with_extension(ext);
             }
-            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            let mut file = std::fs::File::open(&path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => fail("file not found".to_owned()),
                 _ => fail(format!("cannot open: {e}")),
             })?;
+            let mut head = vec![0u8; 4096];
+            let read =
+                read_up_to(&mut file, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
+            head.truncate(read);
+            if let Some(problem) = integrity::wav_header_problem(&head) {
+                return Err(fail(problem));
+            }
+            magic = head.get(0..4).map(<[u8]>::to_vec);
+            use std::io::Seek;
+            file.rewind()
+                .map_err(|e| fail(format!("cannot read: {e}")))?;
             MediaSourceStream::new(Box::new(file), Default::default())
         }
     };
@@ -475,6 +552,14 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
             &MetadataOptions::default(),
         )
         .map_err(|e| {
+            let eof = matches!(&e, DecodeError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
+            if eof && magic.as_deref() == Some(b"OggS") {
+                let why = file_path
+                    .as_deref()
+                    .and_then(|path| integrity::ogg_incomplete(path).ok().flatten())
+                    .unwrap_or_else(|| "it was cut short".to_owned());
+                return fail(format!("truncated: the OGG stream is incomplete: {why}"));
+            }
             fail(format!(
                 "not a media file this build can read (WAV, FLAC, MP3, OGG/Vorbis): {e}"
             ))
@@ -484,6 +569,20 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
         .and_then(|e| e.to_str())
         .map_or_else(|| "probed".to_owned(), str::to_ascii_lowercase);
     Ok((probed.format, name))
+}
+
+/// Reads into `buf` until it is full or the input ends; returns the bytes read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn raw_pcm_info(config: &IngestConfig, format: RawPcmFormat) -> MediaInfo {

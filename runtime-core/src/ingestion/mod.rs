@@ -44,6 +44,8 @@
 
 #[cfg(feature = "native")]
 mod file;
+#[cfg(feature = "native")]
+mod integrity;
 
 #[cfg(feature = "native")]
 pub use file::FileIngestPlugin;

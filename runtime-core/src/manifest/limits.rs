@@ -167,7 +167,12 @@ pub(crate) enum PathSegment {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ScanProblemKind {
-    TooManyValues { limit: usize },
+    TooManyValues {
+        /// The budget of this text.
+        limit: usize,
+        /// The configured most ([`ManifestLimits::max_values`]).
+        max: usize,
+    },
     DuplicateKey(String),
     NotFinite(String),
 }
@@ -176,9 +181,9 @@ impl fmt::Display for ScanProblem {
     /// The problem in words; where it is, the parser adds (line, and for YAML the path).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ScanProblemKind::TooManyValues { limit } => write!(
+            ScanProblemKind::TooManyValues { limit, .. } => write!(
                 f,
-                "the manifest stands for more than {limit} values (YAML aliases expanding?)"
+                "the manifest has more than {limit} values, counting each YAML alias as the values it repeats"
             ),
             ScanProblemKind::DuplicateKey(key) => {
                 write!(f, "key '{key}' is given twice in one mapping")
@@ -210,6 +215,7 @@ pub(crate) fn path_text(path: &[PathSegment]) -> String {
 struct Scan {
     left: Cell<usize>,
     limit: usize,
+    max: usize,
     path: RefCell<Vec<PathSegment>>,
     problem: RefCell<Option<ScanProblem>>,
 }
@@ -231,7 +237,10 @@ impl Scan {
                 self.left.set(left);
                 Ok(())
             }
-            None => Err(self.fail(ScanProblemKind::TooManyValues { limit: self.limit })),
+            None => Err(self.fail(ScanProblemKind::TooManyValues {
+                limit: self.limit,
+                max: self.max,
+            })),
         }
     }
 }
@@ -381,6 +390,7 @@ pub(crate) fn scan<'de, D: Deserializer<'de>>(
     let state = Scan {
         left: Cell::new(limit),
         limit,
+        max: limits.max_values,
         path: RefCell::new(Vec::new()),
         problem: RefCell::new(None),
     };

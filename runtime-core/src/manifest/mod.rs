@@ -370,11 +370,16 @@ fn scan_error(
     let Some(problem) = problem else {
         return parse;
     };
-    if let ScanProblemKind::TooManyValues { limit } = problem.kind {
+    if let ScanProblemKind::TooManyValues { limit, max } = problem.kind {
+        let limit = if limit < max {
+            format!("{limit} values (four per byte of text plus 1000, at most {max})")
+        } else {
+            format!("{limit} values")
+        };
         return Error::ManifestLimit {
-            what: "the manifest stands for more values than that (YAML aliases expanding?)"
+            what: "the manifest has more values, counting each YAML alias as the values it repeats"
                 .to_owned(),
-            limit: format!("{limit} values"),
+            limit,
         };
     }
     // The parser's location is that of the mapping (YAML) or of the value (JSON).

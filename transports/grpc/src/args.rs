@@ -58,6 +58,14 @@ pub struct ServerArgs {
     /// Most nodes in a client's manifest.
     #[arg(long, env = "REMOTEMEDIA_MAX_MANIFEST_NODES", default_value_t = 1024)]
     pub max_manifest_nodes: usize,
+    /// Most values (numbers, strings, keys' values, list items; YAML aliases counted as the
+    /// values they repeat) in a client's manifest.
+    #[arg(
+        long,
+        env = "REMOTEMEDIA_MAX_MANIFEST_VALUES",
+        default_value_t = 500_000
+    )]
+    pub max_manifest_values: usize,
     /// Most connections in a client's manifest.
     #[arg(
         long,
@@ -75,12 +83,31 @@ pub struct ServerArgs {
     /// Seconds a stream may take to send its `open` message.
     #[arg(long, env = "REMOTEMEDIA_OPEN_TIMEOUT_SECS", default_value_t = 10)]
     pub open_timeout_secs: u64,
-    /// Connections open at once (further ones are refused at once).
+    /// Connections open at once; at the cap the oldest one without a request makes room,
+    /// else a new one is refused at once.
     #[arg(long, env = "REMOTEMEDIA_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Seconds a new connection has to open its first request before it is closed.
     #[arg(long, env = "REMOTEMEDIA_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
+    /// HTTP/2 streams (calls) one connection may have open at once; clients queue more.
+    #[arg(
+        long,
+        env = "REMOTEMEDIA_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 100
+    )]
+    pub max_streams_per_connection: usize,
+    /// Bytes of partly received messages the server holds at once, over all streams; a
+    /// stream's next bytes wait while it is spent (at least one --max-message-bytes).
+    #[arg(
+        long,
+        env = "REMOTEMEDIA_MAX_PENDING_MESSAGE_BYTES",
+        default_value_t = 256 * 1024 * 1024
+    )]
+    pub max_pending_message_bytes: usize,
+    /// Seconds one message may take to arrive in full, from its first byte.
+    #[arg(long, env = "REMOTEMEDIA_MESSAGE_TIMEOUT_SECS", default_value_t = 60)]
+    pub message_timeout_secs: u64,
     /// Python workers running at once (each holds 32 descriptors); default: what the
     /// descriptor limit backs after the connections' share.
     #[arg(long, env = "REMOTEMEDIA_MAX_PYTHON_WORKERS")]
@@ -158,14 +185,18 @@ impl ServerArgs {
             policy,
             max_execute_outputs: self.max_execute_outputs.max(1),
             open_timeout: Duration::from_secs(self.open_timeout_secs.max(1)),
+            max_pending_message_bytes: self.max_pending_message_bytes,
+            message_timeout: Duration::from_secs(self.message_timeout_secs.max(1)),
             ..ServerConfig::default()
         };
         config.manifest_limits.max_bytes = self.max_manifest_bytes;
         config.manifest_limits.max_nodes = self.max_manifest_nodes;
+        config.manifest_limits.max_values = self.max_manifest_values;
         config.manifest_limits.max_connections = self.max_manifest_connections;
         config.connections.max_connections = self.max_connections.max(1);
         config.connections.handshake_timeout =
             Duration::from_secs(self.handshake_timeout_secs.max(1));
+        config.connections.max_streams_per_connection = self.max_streams_per_connection.max(1);
         config
     }
 
@@ -180,10 +211,19 @@ impl ServerArgs {
                     anyhow::anyhow!("cannot read the TLS {what} {}: {e}", path.display())
                 })
             };
-            config.tls = Some(crate::TlsIdentity {
+            let identity = crate::TlsIdentity {
                 cert_pem: read(cert, "certificate")?,
                 key_pem: read(key, "key")?,
-            });
+            };
+            // Checked now, so a bad pair is an error before the server listens.
+            crate::tls_server(&identity).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot use the TLS certificate {} with the key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            config.tls = Some(identity);
         }
         let descriptors = raise_descriptor_limit();
         let usable = descriptors.saturating_sub(DESCRIPTOR_RESERVE).max(64);

@@ -21,6 +21,7 @@
 pub mod args;
 mod connections;
 pub mod convert;
+mod message_budget;
 mod service;
 pub mod status;
 
@@ -79,8 +80,14 @@ pub struct ServerConfig {
     pub max_execute_outputs: usize,
     /// How long a stream may take to send its `open` message (default 10 s).
     pub open_timeout: Duration,
-    /// Connections open at once, and how soon each must open a request.
+    /// Connections open at once, how soon each must open a request, streams per
+    /// connection.
     pub connections: ConnectionLimits,
+    /// Bytes of partly received messages held at once, over all streams (default 256 MiB;
+    /// never less than one message of `max_message_bytes`).
+    pub max_pending_message_bytes: usize,
+    /// How long one message may take to arrive in full, from its first byte (default 60 s).
+    pub message_timeout: Duration,
     /// Serve TLS with this certificate chain and key (PEM) instead of plaintext.
     pub tls: Option<TlsIdentity>,
 }
@@ -120,7 +127,10 @@ impl Default for ServerConfig {
             connections: ConnectionLimits {
                 max_connections: 4096,
                 handshake_timeout: Duration::from_secs(10),
+                max_streams_per_connection: 100,
             },
+            max_pending_message_bytes: 256 * 1024 * 1024,
+            message_timeout: Duration::from_secs(60),
             tls: None,
         }
     }
@@ -180,9 +190,42 @@ pub async fn bind(config: &ServerConfig) -> std::io::Result<(TcpListener, Socket
     Ok((listener, addr))
 }
 
+/// A server builder serving TLS with `tls`; the error says what is wrong with the pair
+/// (unreadable PEM, no key, a key that does not match the certificate).
+pub(crate) fn tls_server(tls: &TlsIdentity) -> anyhow::Result<tonic::transport::Server> {
+    if !String::from_utf8_lossy(&tls.cert_pem).contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(
+            "the certificate file holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        );
+    }
+    let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
+    tonic::transport::Server::builder()
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .map_err(|e| {
+            let mut reason = String::new();
+            let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                reason = cause.to_string();
+                source = cause.source();
+            }
+            if reason.is_empty() {
+                reason = e.to_string();
+            }
+            if reason.contains("KeyMismatch") {
+                reason = "the private key does not belong to the certificate".into();
+            }
+            anyhow::anyhow!("{reason}")
+        })
+}
+
 /// How long connections may stay open once shutdown has closed every session (a health
 /// `Watch`, say) before the server stops anyway.
 const CLOSE_CONNECTIONS_AFTER: Duration = Duration::from_secs(2);
+
+/// How often an HTTP/2 ping checks that a connection's peer is still there.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the ping's answer may take before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves the pipeline, health and reflection services on `listener` until `shutdown`
 /// resolves; then stops taking new sessions, reports NOT_SERVING, gives open sessions
@@ -287,16 +330,29 @@ pub async fn serve_with_stats(
 
     let addr = listener.local_addr()?;
     let incoming = connections::incoming(listener, config.connections.clone(), stats);
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &config.tls {
-        let identity = tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem);
-        builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| anyhow::anyhow!("cannot use the TLS certificate and key: {e}"))?;
+    let budget = message_budget::MessageBudget::new(
+        config
+            .max_pending_message_bytes
+            .max(config.max_message_bytes.saturating_add(64 * 1024)),
+        config.message_timeout,
+    );
+    let builder = match &config.tls {
+        Some(tls) => tls_server(tls)?,
+        None => tonic::transport::Server::builder(),
     }
+    .max_concurrent_streams(
+        u32::try_from(config.connections.max_streams_per_connection.max(1)).unwrap_or(u32::MAX),
+    )
+    // A peer that vanished without closing (a dropped network) is noticed within a
+    // minute, and its sessions end as if it had gone.
+    .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+    .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     tracing::info!(%addr, tls = config.tls.is_some(), "serving remotemedia.v1.PipelineService");
     let server = builder
         .layer(tower::util::MapRequestLayer::new(connections::mark_request))
+        .layer(tower::util::MapRequestLayer::new(
+            move |request: http::Request<tonic::body::Body>| request.map(|body| budget.wrap(body)),
+        ))
         .layer(tower::util::MapResponseLayer::new(map_limit_status))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -3,6 +3,7 @@
 import ctypes
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -195,4 +196,16 @@ class SleepsWithPid(remotemedia.Node):
 
     def process(self, data):
         time.sleep(60)
+        return data
+
+
+@remotemedia.node("PrintsWithoutNewline")
+class PrintsWithoutNewline(remotemedia.Node):
+    """Writes params['megabytes'] MB to stdout without a newline, then returns its input."""
+
+    def process(self, data):
+        chunk = "x" * (1 << 20)
+        for _ in range(int(self.params["megabytes"])):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
         return data

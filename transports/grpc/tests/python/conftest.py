@@ -3,6 +3,7 @@ real server binary started with given flags."""
 
 import importlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -16,10 +17,8 @@ PROTO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
 PROTO = os.path.join(PROTO_ROOT, "remotemedia", "v1", "pipeline.proto")
 
 
-@pytest.fixture(scope="session")
-def pb(tmp_path_factory):
-    """Generates the Python stubs from the .proto and imports them."""
-    out = tmp_path_factory.mktemp("stubs")
+def generate_stubs(out):
+    """Generates the Python stubs from the .proto into `out` and imports them."""
     result = protoc.main(
         [
             "grpc_tools.protoc",
@@ -37,10 +36,16 @@ def pb(tmp_path_factory):
     return messages, services
 
 
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """The generated message and service modules."""
+    return generate_stubs(tmp_path_factory.mktemp("stubs"))
+
+
 class Server:
     """The real `remotemedia-grpc-server` on a free port of 127.0.0.1."""
 
-    def __init__(self, *extra_args, env=None):
+    def __init__(self, *extra_args, env=None, nofile=None):
         binary = os.environ.get("REMOTEMEDIA_GRPC_SERVER")
         assert binary, "set REMOTEMEDIA_GRPC_SERVER to the remotemedia-grpc-server binary"
         self.process = subprocess.Popen(
@@ -48,6 +53,9 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
+            # `nofile`: the server's descriptor limit (soft and hard).
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+            if nofile else None,
         )
         self.log = []
         while True:
@@ -63,6 +71,9 @@ class Server:
     def _drain(self):
         for line in self.process.stderr:
             self.log.append(line)
+
+    def open_descriptors(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     @property
     def pid(self):
@@ -85,8 +96,8 @@ def start_server():
     """Starts servers with the given flags; stops them (SIGTERM) after the test."""
     started = []
 
-    def start(*args, env=None):
-        server = Server(*args, env=env)
+    def start(*args, env=None, nofile=None):
+        server = Server(*args, env=env, nofile=nofile)
         started.append(server)
         return server
 

@@ -5,12 +5,14 @@ time and memory, and the server goes on serving."""
 import json
 import os
 import queue
+import select
 import signal
 import socket
 import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import grpc
 import pytest
@@ -124,6 +126,19 @@ def test_tls_serves_clients_that_trust_the_certificate(pb, start_server, tmp_pat
     err = rpc_error(lambda: execute(pb, plain, "nodes: [{id: p, node_type: PassThrough}]",
                                     timeout=5))
     assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+    # A key that is not the certificate's stops the server before it listens.
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(other), "2048"], check=True,
+                   capture_output=True)
+    result = subprocess.run(
+        [os.environ["REMOTEMEDIA_GRPC_SERVER"], "--listen", "127.0.0.1:0",
+         "--tls-cert", str(cert), "--tls-key", str(other)],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        f"cannot use the TLS certificate {cert} with the key {other}: "
+        "the private key does not belong to the certificate"), result.stderr
+    assert "listening" not in result.stderr
 
 
 # --- kills the server ---------------------------------------------------------------------
@@ -167,18 +182,38 @@ def test_a_yaml_alias_bomb_is_refused_with_bounded_time_and_memory(pb, start_ser
     started = time.monotonic()
     err = rpc_error(lambda: execute(pb, stub_of(pb, server), bomb))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
-    assert "YAML aliases expanding" in err.details()
+    budget = 4 * len(bomb.encode()) + 1000
+    assert err.details() == (
+        "manifest refused: the manifest has more values, counting each YAML alias as the "
+        f"values it repeats, over the limit of {budget} values (four per byte of text plus "
+        "1000, at most 500000)")
     assert time.monotonic() - started < 5
     assert server.peak_memory_mib() - before < 100, server.peak_memory_mib()
     assert health(server) == SERVING
 
 
-def test_an_exploding_graph_stops_at_the_output_limit(pb, start_server):
-    server = start_server()
-    n = 30
+def complete_dag(n):
+    """A manifest of n PassThrough nodes, each feeding every later one: 2^(n-2) paths."""
     nodes = [{"id": f"n{i}", "node_type": "PassThrough"} for i in range(n)]
     edges = [{"from": f"n{i}", "to": f"n{j}"} for i in range(n) for j in range(i + 1, n)]
-    manifest = json.dumps({"nodes": nodes, "connections": edges})
+    return json.dumps({"nodes": nodes, "connections": edges})
+
+
+def idle_sockets(server, count):
+    """Opens `count` TCP connections to the server that never send a byte."""
+    host, port = server.address.rsplit(":", 1)
+    sockets = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex((host, int(port)))
+        sockets.append(s)
+    return sockets
+
+
+def test_an_exploding_graph_stops_at_the_output_limit(pb, start_server):
+    server = start_server()
+    manifest = complete_dag(30)
     assert len(manifest) < 20_000  # one input becomes 2^28 outputs
     started = time.monotonic()
     err = rpc_error(lambda: execute(pb, stub_of(pb, server), manifest, [text(pb, "x")], timeout=60))
@@ -225,27 +260,146 @@ def test_params_that_are_not_finite_or_given_twice_are_refused(pb, start_server)
     assert err.details().startswith("node 'c' (AudioChunkerNode): param 'chunk_size': given twice")
 
 
+class HalfSentMessages:
+    """Raw HTTP/2 (grpcio cannot do this): `streams` Execute calls on one connection, each
+    sending `sent` bytes of a message that declares `declared` bytes, then nothing more."""
+
+    def __init__(self, server, streams, declared, sent):
+        import h2.config
+        import h2.connection
+        host, port = server.address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.pending = {}
+        for _ in range(streams):
+            sid = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(sid, [
+                (":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                (":path", "/remotemedia.v1.PipelineService/Execute"),
+                ("content-type", "application/grpc"), ("te", "trailers")])
+            self.pending[sid] = struct.pack(">BI", 0, declared) + b"\x0a" * (sent - 5)
+        self.status = {}
+        self._flush()
+
+    def _flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def _read(self, timeout):
+        import h2.events
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return False
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        for event in self.conn.receive_data(data):
+            headers = getattr(event, "headers", None)
+            if headers:
+                fields = {k.decode() if isinstance(k, bytes) else k:
+                          v.decode() if isinstance(v, bytes) else v for k, v in headers}
+                if "grpc-status" in fields:
+                    self.status[event.stream_id] = (
+                        int(fields["grpc-status"]),
+                        urllib.parse.unquote(fields.get("grpc-message", "")))
+            if isinstance(event, h2.events.StreamReset):
+                self.status.setdefault(event.stream_id, ("reset", ""))
+        self._flush()
+        return True
+
+    def send_what_the_window_allows(self, quiet=1.0):
+        """Sends until every stream's share is out or the server stops taking bytes."""
+        import h2.exceptions
+        idle_since = time.monotonic()
+        while self.pending and time.monotonic() - idle_since < quiet:
+            moved = False
+            for sid, rest in list(self.pending.items()):
+                try:
+                    window = min(self.conn.local_flow_control_window(sid),
+                                 self.conn.max_outbound_frame_size, len(rest))
+                    if window > 0:
+                        self.conn.send_data(sid, rest[:window])
+                except h2.exceptions.StreamClosedError:  # the server has answered it
+                    del self.pending[sid]
+                    continue
+                if window > 0:
+                    moved = True
+                    if window == len(rest):
+                        del self.pending[sid]
+                    else:
+                        self.pending[sid] = rest[window:]
+            self._flush()
+            if moved:
+                idle_since = time.monotonic()
+            self._read(0.01)
+        return self
+
+    def statuses(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while len(self.status) < count and time.monotonic() < deadline:
+            self._read(0.1)
+        return self.status
+
+
+def test_messages_that_stop_halfway_cannot_exhaust_memory(pb, start_server):
+    server = start_server("--max-pending-message-bytes", "64000000", "--message-timeout-secs", "3")
+    base = server.peak_memory_mib()
+    started = time.monotonic()
+    # 40 streams hold 10 MB each of 12 MB messages: 400 MB if the server kept them all.
+    attackers = [HalfSentMessages(server, 20, 12_000_000, 10_000_000) for _ in range(2)]
+    for attacker in attackers:
+        attacker.send_what_the_window_allows()
+    grew = server.peak_memory_mib() - base
+    assert grew < 64 + 48, f"half-sent messages grew the server by {grew:.0f} MiB"
+    # Small messages (one HTTP/2 frame) never wait for the spent budget.
+    assert health(server) == SERVING
+    reply = execute(pb, stub_of(pb, server), "nodes: [{id: p, node_type: PassThrough}]",
+                    [text(pb, "still served")], timeout=2)
+    assert reply.outputs[0].data.text == "still served"
+    # Each stalled message fails once its time is up, and gives its bytes back.
+    for attacker in attackers:
+        statuses = attacker.statuses(20, timeout=15)
+        assert len(statuses) == 20, statuses
+        for code, message in statuses.values():
+            assert code == 8, (code, message)
+            assert ("did not arrive in full within 3 s" in message
+                    or "holding its limit of 61 MiB" in message), message
+    assert time.monotonic() - started < 20
+    assert health(server) == SERVING
+
+
 # --- stalls the server --------------------------------------------------------------------
 
 def test_idle_connections_cannot_exhaust_the_server(pb, start_server):
-    server = start_server("--max-connections", "200", "--handshake-timeout-secs", "1")
-    host, port = server.address.rsplit(":", 1)
-    sockets = []
-    for _ in range(2000):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex((host, int(port)))
-        sockets.append(s)
+    # A long handshake timeout: the idle sockets are still open when the client comes.
+    server = start_server("--max-connections", "200", "--handshake-timeout-secs", "60")
+    sockets = idle_sockets(server, 2000)
     cpu_before = cpu_seconds(server.pid)
     time.sleep(2)
     busy = cpu_seconds(server.pid) - cpu_before
     assert busy < 1.0, f"the server used {busy:.2f} s of CPU in 2 s with idle connections"
-    # The idle ones were closed after a second: a real client gets through.
+    # At the cap, the oldest connection without a request makes room for a real client.
+    started = time.monotonic()
     assert health(server, timeout=5) == SERVING
     reply = execute(pb, stub_of(pb, server), "nodes: [{id: p, node_type: PassThrough}]", [text(pb, "ok")])
     assert reply.outputs[0].data.text == "ok"
+    assert time.monotonic() - started < 2
     for s in sockets:
         s.close()
+
+
+def test_a_connection_that_makes_no_request_is_closed(pb, start_server):
+    server = start_server("--handshake-timeout-secs", "1")
+    host, port = server.address.rsplit(":", 1)
+    idle = socket.create_connection((host, int(port)))
+    idle.settimeout(5)
+    started = time.monotonic()
+    while idle.recv(1024):  # the server's HTTP/2 settings, then its close
+        pass
+    assert 0.9 < time.monotonic() - started < 3
+    idle.close()
 
 
 def test_slow_manifests_do_not_starve_health_checks(pb, start_server):
@@ -341,6 +495,51 @@ def test_shutdown_flips_overall_health_and_a_watch_cannot_hold_the_server(pb, st
     assert server.process.wait(timeout=20) == 0
     requests.put(None)
     channel.close()
+
+
+def test_python_workers_stop_at_what_the_descriptors_can_back(pb, start_server):
+    # 700 descriptors: 256 kept, 222 for connections, the rest backs 6 workers of 32.
+    server = start_server(nofile=700)
+    messages, _ = pb
+    stub = stub_of(pb, server)
+    streams, used = [], []
+    while True:
+        before = server.open_descriptors()
+        requests = queue.Queue()
+        requests.put(messages.StreamRequest(open=messages.OpenSession(
+            manifest=f"nodes: [{{id: echo{len(streams)}, node_type: EchoNode}}]")))
+        requests.put(messages.StreamRequest(data=text(pb, "hi")))
+        call = stub.StreamPipeline(iter(requests.get, None), timeout=60)
+        try:
+            first = next(call)
+        except grpc.RpcError as error:
+            requests.put(None)
+            err = error
+            break
+        assert first.WhichOneof("kind") == "opened"
+        assert next(call).output.data.text == "hi"
+        used.append(server.open_descriptors() - before)
+        streams.append((requests, call))
+        assert len(streams) <= 6, "the worker cap did not hold"
+    assert len(streams) == 6, len(streams)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert err.details().startswith(
+        "cannot start a Python worker for node 'echo6' (EchoNode): 6 workers are running"), err.details()
+    assert max(used) <= 32, used  # what DESCRIPTORS_PER_WORKER assumes
+    # The server still has descriptors for everything else.
+    assert health(server) == SERVING
+    reply = execute(pb, stub, "nodes: [{id: p, node_type: PassThrough}]", [text(pb, "native")])
+    assert reply.outputs[0].data.text == "native"
+    # A finished session gives its worker's place back.
+    requests, call = streams.pop()
+    requests.put(messages.StreamRequest(close=messages.CloseSession()))
+    for _ in call:
+        pass
+    again = execute(pb, stub, "nodes: [{id: e, node_type: EchoNode}]", [text(pb, "again")],
+                    timeout=60)
+    assert again.outputs[0].data.text == "again"
+    for requests, _ in streams:
+        requests.put(None)
 
 
 def domain_files(root, prefix):
