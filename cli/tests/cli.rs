@@ -232,6 +232,22 @@ fn invalid_manifest_names_node_and_param() {
 }
 
 #[test]
+fn a_docker_node_is_refused_at_validation_naming_the_missing_executor() {
+    let manifest = temp_path("docker.yaml");
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: ml, node_type: EchoNode, docker: {image: ml:latest}}\n",
+    )
+    .expect("write");
+    let o = remotemedia(&["validate", manifest.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: node 'ml' (EchoNode) needs the 'docker' executor, which is not available here (available: native, multiprocess)"
+    );
+}
+
+#[test]
 fn yaml_syntax_error_gives_the_line() {
     let manifest = temp_path("syntax.yaml");
     std::fs::write(

@@ -188,6 +188,23 @@ fn an_unknown_voice_fails_at_session_start_naming_the_node() {
         err.contains("node 'tts' (TextToSpeechNode) failed to start: Python exception in initialize(): RuntimeError: espeak-ng has no voice 'nosuchvoice'"),
         "{err}"
     );
+    // A voice that is a path (or an option) is refused before espeak-ng sees it.
+    for voice in ["../../../etc/passwd", "/etc/passwd", "-w/tmp/x"] {
+        std::fs::write(
+            &manifest,
+            format!(
+                "nodes: [{{id: tts, node_type: TextToSpeechNode, params: {{voice: '{voice}'}}}}]"
+            ),
+        )
+        .expect("manifest");
+        let o = remotemedia(&["run", manifest.to_str().expect("path"), "--text", "hi"]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("node 'tts' (TextToSpeechNode) failed to start: Python exception in initialize(): ValueError: param 'voice': '{voice}' is not a voice name")),
+            "{err}"
+        );
+    }
     let _ = std::fs::remove_file(&manifest);
 }
 
@@ -297,4 +314,43 @@ fn a_run_whose_python_node_raised_leaves_no_shared_memory() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_relative_python_path_is_relative_to_the_manifest_file() {
+    let dir = std::env::temp_dir().join(format!("rm-cli-relative-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("mynodes")).expect("temp dir");
+    std::fs::write(
+        dir.join("mynodes/shout.py"),
+        "import remotemedia\n\n\n@remotemedia.node(\"Shout\")\nclass Shout(remotemedia.Node):\n    def process(self, data):\n        return data.upper()\n",
+    )
+    .expect("module");
+    std::fs::write(
+        dir.join("shout.yaml"),
+        "nodes:\n  - {id: s, node_type: Shout, multiprocess: {python_path: [mynodes], modules: [shout]}}\n",
+    )
+    .expect("manifest");
+    // Run from another directory: the module is found next to the manifest.
+    let o = Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args(["run", "shout.yaml", "--text", "hello"])
+        .current_dir(&dir)
+        .env("REMOTEMEDIA_PYTHON", python())
+        .output()
+        .expect("run remotemedia");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args([
+            "run",
+            dir.join("shout.yaml").to_str().expect("utf-8"),
+            "--text",
+            "hello",
+        ])
+        .current_dir("/")
+        .env("REMOTEMEDIA_PYTHON", python())
+        .output()
+        .expect("run remotemedia");
+    assert_eq!(elsewhere.status.code(), Some(0), "{}", stderr(&elsewhere));
+    assert_eq!(stdout(&o), stdout(&elsewhere));
+    assert!(stdout(&o).contains("HELLO"), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }

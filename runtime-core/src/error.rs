@@ -159,10 +159,9 @@ pub enum Error {
         problem: Box<ParamProblem>,
     },
 
-    /// A node needs an out-of-process executor that nobody registered.
+    /// A node needs an out-of-process executor that this program does not have.
     #[error(
-        "node '{node_id}' ({node_type}) needs the '{executor}' executor, but no such executor backend is registered{}",
-        backend_hint(executor)
+        "node '{node_id}' ({node_type}) needs the '{executor}' executor, which is not available here (available: {available})"
     )]
     NoExecutorBackend {
         /// The node's id.
@@ -171,6 +170,8 @@ pub enum Error {
         node_type: String,
         /// The executor the node asked for.
         executor: String,
+        /// The executors there are: `native` and the registered backends' names.
+        available: String,
     },
 
     /// A client's manifest asks for something the server's
@@ -370,10 +371,6 @@ fn suggestion_text(suggestion: &Option<String>) -> String {
         Some(s) => format!(" (did you mean '{s}'?)"),
         None => String::new(),
     }
-}
-
-fn backend_hint(executor: &str) -> String {
-    format!(" (register a backend named '{executor}' with NodeRegistry::register_backend)")
 }
 
 impl From<serde_json::Error> for Error {

@@ -1,6 +1,6 @@
 //! Every way a manifest can be wrong gets its own error, naming the node, param or line.
 
-use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::manifest::{Manifest, PipelineGraph};
 use remotemedia_runtime_core::nodes::registry::NodeRegistry;
 use remotemedia_runtime_core::transport::PipelineRunner;
 use remotemedia_runtime_core::Error;
@@ -230,7 +230,7 @@ fn empty_node_id_is_rejected() {
 fn unregistered_executor_names_node_and_executor() {
     let text = error_text("nodes: [{id: py, node_type: SomePythonNode, executor: multiprocess}]");
     assert!(
-        text.starts_with("node 'py' (SomePythonNode) needs the 'multiprocess' executor, but no such executor backend is registered"),
+        text.starts_with("node 'py' (SomePythonNode) needs the 'multiprocess' executor, which is not available here (available: native)"),
         "{text}"
     );
 }
@@ -287,4 +287,55 @@ fn manifest_file_errors_name_the_path() {
             .starts_with("cannot read manifest /nonexistent/pipeline.yaml:"),
         "{err}"
     );
+}
+
+/// The YAML blocks of docs/MANIFEST.md, in order, without the indentation of their fence
+/// (the chain examples sit inside a list item).
+fn manifest_guide_examples() -> Vec<String> {
+    let guide = include_str!("../../docs/MANIFEST.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for line in guide.lines() {
+        let indent = line.len() - line.trim_start().len();
+        match (&mut current, line.trim_start()) {
+            (None, "```yaml") => current = Some((indent, String::new())),
+            (Some((_, block)), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some((fence, block)), _) => {
+                block.push_str(line.get(*fence..).unwrap_or(""));
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_manifest_guide_examples_validate_and_the_implicit_chain_is_the_listed_order() {
+    let examples = manifest_guide_examples();
+    assert_eq!(examples.len(), 3, "{examples:?}");
+    for example in &examples {
+        validate_yaml(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+    }
+    let implicit =
+        PipelineGraph::build(&Manifest::from_yaml(&examples[1]).expect("parses")).expect("graph");
+    let explicit =
+        PipelineGraph::build(&Manifest::from_yaml(&examples[2]).expect("parses")).expect("graph");
+    assert_eq!(implicit.downstream, vec![vec![1], vec![2], vec![]]);
+    assert_eq!(implicit.downstream, explicit.downstream);
+    assert_eq!((implicit.sources, implicit.sinks), (vec![0], vec![2]));
+}
+
+#[test]
+fn an_edge_given_twice_counts_once() {
+    let manifest = Manifest::from_yaml(
+        "nodes: [{id: a, node_type: PassThrough}, {id: b, node_type: PassThrough}]\nconnections: [{from: a, to: b}, {from: a, to: b}]",
+    )
+    .expect("parses");
+    let graph = PipelineGraph::build(&manifest).expect("graph");
+    assert_eq!(graph.downstream, vec![vec![1], vec![]]);
+    assert_eq!(graph.upstream_count, vec![0, 1]);
 }

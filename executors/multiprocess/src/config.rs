@@ -253,7 +253,13 @@ impl NodeSettings {
                             format!("expected a path, found {}", describe_value(value)),
                         )
                     })?;
-                    settings.python = PathBuf::from(path);
+                    // A bare name (`python3`) is looked up on PATH; a path with a
+                    // directory in it is relative to the manifest file.
+                    settings.python = if path.contains('/') {
+                        node.resolve_path(path)
+                    } else {
+                        PathBuf::from(path)
+                    };
                     settings.own_python = true;
                 }
                 "env" => {
@@ -287,7 +293,7 @@ impl NodeSettings {
                     settings.python_path.extend(
                         string_list(node, key, value)?
                             .into_iter()
-                            .map(PathBuf::from),
+                            .map(|path| node.resolve_path(path)),
                     );
                 }
                 "modules" => settings.modules.extend(string_list(node, key, value)?),
@@ -324,6 +330,38 @@ mod tests {
         let mut node = NodeManifest::new("asr", "SpeechRecognitionNode");
         node.multiprocess = Some(block);
         node
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_manifest_file() {
+        let mut from_file = node(json!({
+            "python_path": ["nodes", "/abs/lib"],
+            "python_executable": "venv/bin/python",
+        }));
+        from_file.base_dir = Some(PathBuf::from("/srv/pipelines"));
+        let settings =
+            NodeSettings::resolve(&MultiprocessConfig::default(), &from_file).expect("valid block");
+        assert_eq!(
+            settings.python_path,
+            vec![
+                PathBuf::from("/srv/pipelines/nodes"),
+                PathBuf::from("/abs/lib")
+            ]
+        );
+        assert_eq!(
+            settings.python,
+            PathBuf::from("/srv/pipelines/venv/bin/python")
+        );
+        // A bare interpreter name is looked up on PATH; text manifests keep paths as given.
+        let mut bare = node(json!({"python_executable": "python3", "python_path": ["nodes"]}));
+        bare.base_dir = Some(PathBuf::from("/srv/pipelines"));
+        let settings =
+            NodeSettings::resolve(&MultiprocessConfig::default(), &bare).expect("valid block");
+        assert_eq!(settings.python, PathBuf::from("python3"));
+        let text = node(json!({"python_path": ["nodes"]}));
+        let settings =
+            NodeSettings::resolve(&MultiprocessConfig::default(), &text).expect("valid block");
+        assert_eq!(settings.python_path, vec![PathBuf::from("nodes")]);
     }
 
     #[test]

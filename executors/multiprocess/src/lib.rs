@@ -77,6 +77,11 @@ pub use config::{
     IPC_PREFIX_ENV, IPC_ROOT_ENV, PYTHON_ENV,
 };
 pub use node::PythonNode;
+
+/// The user guide's Rust snippets, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/MULTIPROCESS.md")]
+pub struct UserGuide;
 /// The worker protocol this executor speaks (the `remotemedia-ipc` crate).
 pub use remotemedia_ipc as ipc;
 

@@ -8,6 +8,7 @@ Empty text produces nothing; other data types pass through.
 """
 
 import io
+import re
 import shutil
 import subprocess
 import wave
@@ -17,6 +18,7 @@ import numpy as np
 import remotemedia
 
 ENGINES = ("espeak-ng",)
+VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+/-]{0,63}")
 
 
 def resample(samples, source_rate, target_rate):
@@ -39,6 +41,12 @@ class TextToSpeechNode(remotemedia.Node):
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r} (available: {', '.join(ENGINES)})")
         self.voice = str(self.params["voice"])
+        # A voice is a name in espeak-ng's own data directory ("en-us", "gmw/en-US",
+        # "en+f3"), never a path or an option: manifests may come from clients.
+        if not VOICE_NAME.fullmatch(self.voice) or ".." in self.voice:
+            raise ValueError(
+                f"param 'voice': {self.voice!r} is not a voice name (letters, digits and "
+                "'-', '_', '+', '/' inside; espeak-ng --voices lists them)")
         self.rate = int(self.params["rate"])
         self.sample_rate = int(self.params["sample_rate"])
         self.binary = shutil.which("espeak-ng")

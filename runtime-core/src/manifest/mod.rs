@@ -111,6 +111,11 @@ pub struct NodeManifest {
     /// Legacy keys kept for round-tripping; unknown keys are rejected at parse time.
     #[serde(flatten, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+    /// The directory relative paths in this node's blocks (e.g. `multiprocess.python_path`)
+    /// are resolved against: the manifest file's directory when the manifest was read by
+    /// [`Manifest::from_file`]; `None` (the current directory) for manifests given as text.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeManifest {
@@ -124,6 +129,17 @@ impl NodeManifest {
             docker: None,
             multiprocess: None,
             extra: Map::new(),
+            base_dir: None,
+        }
+    }
+
+    /// `path` as written in this node's blocks, resolved against
+    /// [`base_dir`](Self::base_dir) when it is relative.
+    pub fn resolve_path(&self, path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+        let path = path.as_ref();
+        match &self.base_dir {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path.to_path_buf(),
         }
     }
 
@@ -256,20 +272,31 @@ impl Manifest {
             "yaml" | "yml" => Self::from_yaml(&text),
             _ => Self::parse(&text),
         };
-        parsed.map_err(|e| match e {
-            Error::ManifestParse {
-                format,
-                line,
-                column,
-                message,
-            } => Error::ManifestParse {
-                format,
-                line,
-                column,
-                message: format!("{message} (in {})", path.display()),
-            },
-            other => other,
-        })
+        // Paths written in the file are relative to the file, not to the current directory.
+        let base_dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+        parsed
+            .map(|mut manifest| {
+                for node in &mut manifest.nodes {
+                    node.base_dir.clone_from(&base_dir);
+                }
+                manifest
+            })
+            .map_err(|e| match e {
+                Error::ManifestParse {
+                    format,
+                    line,
+                    column,
+                    message,
+                } => Error::ManifestParse {
+                    format,
+                    line,
+                    column,
+                    message: format!("{message} (in {})", path.display()),
+                },
+                other => other,
+            })
     }
 
     /// Serializes the manifest as JSON.

@@ -524,6 +524,10 @@ impl NodeRegistry {
                 node_id: node.id.clone(),
                 node_type: node.node_type.clone(),
                 executor: executor.to_owned(),
+                available: std::iter::once("native")
+                    .chain(self.backends.keys().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
         let params = match self
             .python
@@ -706,7 +710,7 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "node 'asr' (WhisperNode) needs the 'multiprocess' executor, but no such executor backend is registered"
+                "node 'asr' (WhisperNode) needs the 'multiprocess' executor, which is not available here (available: native)"
             ),
             "{err}"
         );

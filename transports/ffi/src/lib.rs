@@ -116,12 +116,24 @@ fn pipeline_from_py(
 
 /// A manifest from a dict, a JSON/YAML string, or a path to a manifest file.
 fn manifest_from_py(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Arc<Manifest>> {
-    let parsed = if let Ok(text) = manifest.extract::<String>() {
-        let is_file = !text.contains('\n') && std::path::Path::new(&text).is_file();
-        if is_file {
-            Manifest::from_file(&text)
+    let os_path = py.import("os")?.getattr("PathLike")?;
+    let parsed = if manifest.is_instance(&os_path)? {
+        let path: std::path::PathBuf = manifest.extract()?;
+        if !path.is_file() {
+            return Err(no_manifest_file(&path.display().to_string()));
+        }
+        Manifest::from_file(&path)
+    } else if let Ok(text) = manifest.extract::<String>() {
+        let one_line = !text.trim().contains('\n');
+        if one_line && std::path::Path::new(text.trim()).is_file() {
+            Manifest::from_file(text.trim())
         } else {
-            Manifest::parse(&text)
+            let parsed = Manifest::parse(&text);
+            // One line that is no manifest and reads like a path: a file that is not there.
+            if parsed.is_err() && one_line && looks_like_a_path(text.trim()) {
+                return Err(no_manifest_file(text.trim()));
+            }
+            parsed
         }
     } else if manifest.is_instance_of::<PyDict>() {
         let json = py.import("json")?.call_method1("dumps", (manifest,))?;
@@ -133,6 +145,23 @@ fn manifest_from_py(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Arc
         )));
     };
     parsed.map(Arc::new).map_err(|e| to_py_err(py, &e))
+}
+
+/// Whether one line of text reads as a file path rather than as a manifest: no mapping or
+/// list syntax, and a path separator or a manifest file extension.
+fn looks_like_a_path(text: &str) -> bool {
+    let manifest_syntax = text.starts_with(['{', '[']) || text.contains(": ");
+    let path_like = text.contains('/')
+        || [".yaml", ".yml", ".json"]
+            .iter()
+            .any(|ext| text.to_ascii_lowercase().ends_with(ext));
+    !manifest_syntax && path_like
+}
+
+fn no_manifest_file(path: &str) -> PyErr {
+    pyo3::exceptions::PyFileNotFoundError::new_err(format!(
+        "no such manifest file: '{path}' (a manifest is a dict, JSON/YAML text, or the path of a manifest file)"
+    ))
 }
 
 /// Runs `manifest` once on `inputs` (one item or a list), ends the input so buffering

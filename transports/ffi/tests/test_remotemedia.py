@@ -49,6 +49,29 @@ def test_execute_accepts_a_manifest_path():
     assert remotemedia.execute(path, remotemedia.Audio(speech, 16000)) == []
 
 
+def test_execute_accepts_a_pathlib_path():
+    import pathlib
+    path = pathlib.Path(ROOT) / "examples" / "pipelines" / "vad-segmentation.yaml"
+    assert remotemedia.execute(path, remotemedia.Audio(np.zeros(160, np.float32), 16000)) == []
+
+
+@pytest.mark.parametrize("path", ["examples/pipelines/vad-segmentaton.yaml", "pipeline.json",
+                                  "/no/such/dir/manifest"])
+def test_a_mistyped_manifest_path_says_no_such_file(path):
+    with pytest.raises(FileNotFoundError, match=f"no such manifest file: '{path}'"):
+        remotemedia.execute(path, [])
+    import pathlib
+    with pytest.raises(FileNotFoundError, match="no such manifest file"):
+        remotemedia.execute(pathlib.Path(path), [])
+
+
+def test_one_line_text_that_is_no_manifest_is_still_a_parse_error():
+    with pytest.raises(remotemedia.ManifestError, match="not valid JSON at line 1"):
+        remotemedia.execute("{nodes: [", [])
+    with pytest.raises(remotemedia.ManifestError, match="not valid YAML"):
+        remotemedia.execute("nodes: [{id: a, node_type: PassThrough", [])
+
+
 def test_every_data_type_round_trips():
     video = remotemedia.Video(np.arange(12, dtype=np.uint8), 2, 2, "rgb24", frame_number=4)
     tensor = np.arange(6, dtype=np.int16).reshape(2, 3)

@@ -335,6 +335,7 @@ pub async fn serve_with_stats(
             .max_pending_message_bytes
             .max(config.max_message_bytes.saturating_add(64 * 1024)),
         config.message_timeout,
+        config.max_message_bytes,
     );
     let builder = match &config.tls {
         Some(tls) => tls_server(tls)?,

@@ -15,6 +15,8 @@
 //!   RESOURCE_EXHAUSTED and its bytes are released.
 //! - A complete message's permits are released as tonic takes it; what the handlers keep
 //!   is bounded by the session limit and the message size limit.
+//! - A message whose prefix declares more than the message size limit fails the call at
+//!   once with RESOURCE_EXHAUSTED naming that limit, before any of it is buffered.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -33,17 +35,20 @@ pub(crate) struct MessageBudget {
     permits: Arc<Semaphore>,
     bytes: usize,
     timeout: Duration,
+    /// The largest message a client may send (`--max-message-bytes`).
+    max_message: u64,
 }
 
 impl MessageBudget {
-    /// A budget of `bytes` (at most `Semaphore::MAX_PERMITS`) for messages that must
-    /// arrive within `timeout`.
-    pub(crate) fn new(bytes: usize, timeout: Duration) -> Arc<Self> {
+    /// A budget of `bytes` (at most `Semaphore::MAX_PERMITS`) for messages of at most
+    /// `max_message` bytes that must arrive within `timeout`.
+    pub(crate) fn new(bytes: usize, timeout: Duration, max_message: usize) -> Arc<Self> {
         let bytes = bytes.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(bytes)),
             bytes,
             timeout,
+            max_message: max_message as u64,
         })
     }
 
@@ -102,6 +107,8 @@ struct Advance {
     completed_earlier: bool,
     /// Bytes of the message left incomplete after the chunk (0: none is).
     incomplete: u64,
+    /// The largest length a prefix completed in the chunk declared.
+    largest_declared: u32,
 }
 
 impl Framing {
@@ -111,6 +118,7 @@ impl Framing {
 
     fn advance(&mut self, mut chunk: &[u8]) -> Advance {
         let mut completed_earlier = false;
+        let mut largest_declared = 0;
         let was_in_message = self.in_message();
         let mut first = true;
         while !chunk.is_empty() {
@@ -126,6 +134,7 @@ impl Framing {
                 self.progress += take as u64;
                 chunk = &chunk[take..];
                 if self.prefix_seen == 5 {
+                    largest_declared = largest_declared.max(self.length);
                     self.remaining = u64::from(self.length);
                     self.prefix_seen = 0;
                     self.length = 0;
@@ -150,6 +159,7 @@ impl Framing {
         Advance {
             completed_earlier,
             incomplete: if self.in_message() { self.progress } else { 0 },
+            largest_declared,
         }
     }
 }
@@ -184,21 +194,31 @@ impl BudgetedBody {
         self.held_bytes = 0;
     }
 
-    /// Accounts for a data chunk: returns the permits it still needs (0: none).
-    fn account(&mut self, chunk: &[u8]) -> u64 {
+    /// Accounts for a data chunk: returns the permits it still needs (0: none), or the
+    /// error for a message declared larger than the limit.
+    fn account(&mut self, chunk: &[u8]) -> Result<u64, Status> {
         let advance = self.framing.advance(chunk);
+        if u64::from(advance.largest_declared) > self.budget.max_message {
+            self.release();
+            self.deadline = None;
+            return Err(crate::service::too_large(
+                "a request message",
+                advance.largest_declared as usize,
+                self.budget.max_message as usize,
+            ));
+        }
         if advance.completed_earlier || advance.incomplete == 0 {
             self.release();
         }
         if advance.incomplete == 0 {
             self.deadline = None;
-            return 0;
+            return Ok(0);
         }
         if advance.completed_earlier || self.deadline.is_none() {
             // A new message has started: its own time to arrive.
             self.deadline = Some(Box::pin(tokio::time::sleep(self.budget.timeout)));
         }
-        advance.incomplete.saturating_sub(self.held_bytes)
+        Ok(advance.incomplete.saturating_sub(self.held_bytes))
     }
 }
 
@@ -260,7 +280,10 @@ impl Body for BudgetedBody {
                         Ok(chunk) => chunk,
                         Err(frame) => return Poll::Ready(Some(Ok(frame))),
                     };
-                    let need = this.account(&frame);
+                    let need = match this.account(&frame) {
+                        Ok(need) => need,
+                        Err(status) => return Poll::Ready(Some(Err(status))),
+                    };
                     if this.deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
                         // A message trickling in byte by byte runs out of time too.
                         this.release();
@@ -318,14 +341,16 @@ mod tests {
             framing.advance(&message[..3]),
             Advance {
                 completed_earlier: false,
-                incomplete: 3
+                incomplete: 3,
+                largest_declared: 0,
             }
         );
         assert_eq!(
             framing.advance(&message[3..9]),
             Advance {
                 completed_earlier: false,
-                incomplete: 9
+                incomplete: 9,
+                largest_declared: 10,
             }
         );
         // The rest of the first message, a whole second one and 2 bytes of a third.
@@ -336,7 +361,8 @@ mod tests {
             framing.advance(&rest),
             Advance {
                 completed_earlier: true,
-                incomplete: 2
+                incomplete: 2,
+                largest_declared: 4,
             }
         );
         // Empty messages complete with their prefix.
@@ -345,7 +371,8 @@ mod tests {
             framing.advance(&framed(0)),
             Advance {
                 completed_earlier: false,
-                incomplete: 0
+                incomplete: 0,
+                largest_declared: 0,
             }
         );
         assert!(!framing.in_message());
@@ -382,7 +409,7 @@ mod tests {
     #[tokio::test]
     async fn a_partly_sent_message_holds_its_bytes_until_it_times_out() {
         let timeout = Duration::from_millis(200);
-        let budget = MessageBudget::new(900, timeout);
+        let budget = MessageBudget::new(900, timeout, 1 << 20);
         let message = framed(600);
         let mut stalled = budget.wrap(body(vec![message[..400].to_vec()], true));
         assert_eq!(next(&mut stalled).await.unwrap().unwrap().len(), 400);
@@ -411,7 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn complete_messages_release_their_bytes_and_waiters_proceed() {
-        let budget = MessageBudget::new(1000, Duration::from_secs(30));
+        let budget = MessageBudget::new(1000, Duration::from_secs(30), 1 << 20);
         let message = framed(700);
         let mut first = budget.wrap(body(
             vec![message[..500].to_vec(), message[500..].to_vec()],
@@ -439,7 +466,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_stream_gives_its_bytes_back() {
-        let budget = MessageBudget::new(1000, Duration::from_secs(30));
+        let budget = MessageBudget::new(1000, Duration::from_secs(30), 1 << 20);
         let mut stalled = budget.wrap(body(vec![framed(900)[..800].to_vec()], true));
         next(&mut stalled).await.unwrap().unwrap();
         assert_eq!(budget.in_use(), 800);

@@ -41,7 +41,7 @@ pub enum ShutdownPhase {
 
 type OutputStream = Pin<Box<dyn Stream<Item = Result<proto::StreamResponse, Status>> + Send>>;
 
-fn too_large(what: &str, len: usize, limit: usize) -> Status {
+pub(crate) fn too_large(what: &str, len: usize, limit: usize) -> Status {
     Status::resource_exhausted(format!(
         "{what} is {len} bytes, over the server's limit of {limit} bytes (--max-message-bytes)"
     ))

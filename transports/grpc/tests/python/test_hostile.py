@@ -237,6 +237,49 @@ def test_absurd_audio_is_refused_at_the_door(pb, start_server):
     assert err.details() == "inputs[0]: audio sample 1 is NaN (samples must be finite numbers)"
 
 
+def test_video_whose_bytes_do_not_fit_its_size_is_refused(pb, start_server):
+    server = start_server()
+    messages, _ = pb
+    stub = stub_of(pb, server)
+    passthrough = "nodes: [{id: p, node_type: PassThrough}]"
+    good = messages.DataItem(video=messages.VideoData(
+        pixel_data=bytes(4 * 4 * 3), width=4, height=4, format="rgb24"))
+    assert execute(pb, stub, passthrough, [good]).outputs[0].data.video.width == 4
+    for pixels, fmt in ((bytes(10), "rgb24"), (bytes(4 * 4 * 3), "yuv420p"),
+                        (bytes(16), "no-such-format")):
+        bad = messages.DataItem(video=messages.VideoData(
+            pixel_data=pixels, width=4, height=4, format=fmt))
+        err = rpc_error(lambda: execute(pb, stub, passthrough, [text(pb, "ok"), bad]))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+        assert err.details().startswith("inputs[1]: "), err.details()
+        assert fmt in err.details() or "bytes" in err.details(), err.details()
+
+
+def test_a_message_over_the_limit_names_the_limit_the_operator_set(pb, start_server):
+    server = start_server("--max-message-bytes", "100000")
+    messages, _ = pb
+    stub = stub_of(pb, server)
+    passthrough = "nodes: [{id: p, node_type: PassThrough}]"
+    # Just over the limit, and far over it (beyond tonic's own decoding limit).
+    for size in (120_000, 400_000):
+        item = messages.DataItem(binary=bytes(size))
+        err = rpc_error(lambda: execute(pb, stub, passthrough, [item]))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+        assert err.details().startswith("a request message is "), err.details()
+        assert err.details().endswith(
+            "bytes, over the server's limit of 100000 bytes (--max-message-bytes)"), err.details()
+    # The same on a stream, and the server serves on.
+    requests = queue.Queue()
+    requests.put(messages.StreamRequest(open=messages.OpenSession(manifest=passthrough)))
+    requests.put(messages.StreamRequest(data=messages.DataItem(binary=bytes(400_000))))
+    call = stub.StreamPipeline(iter(requests.get, None), timeout=30)
+    err = rpc_error(lambda: list(call))
+    requests.put(None)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err
+    assert "over the server's limit of 100000 bytes" in err.details(), err.details()
+    assert execute(pb, stub, passthrough, [text(pb, "fine")]).outputs[0].data.text == "fine"
+
+
 def test_an_awkward_but_allowed_rate_costs_little(pb, start_server):
     server = start_server()
     before = server.peak_memory_mib()
