@@ -6,7 +6,7 @@ mod output;
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use output::{Format, OutputSink};
+use output::{AudioTarget, Format, OutputSink, WavEncoding, Written, MEDIA_END_US};
 use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::ingestion::{
     global_ingest_registry, IngestConfig, IngestSource, IngestStream, RawPcmFormat, TrackSelection,
@@ -56,20 +56,41 @@ struct RunArgs {
     /// The manifest (.json, .yaml or .yml).
     manifest: String,
     /// Input: a file path, a file:// URL, another scheme an ingest plugin handles, or `-`
-    /// for stdin (WAV/FLAC/MP3/OGG, or raw PCM with --raw-format).
-    #[arg(short, long, required_unless_present = "text", conflicts_with = "text")]
+    /// for stdin (WAV, AIFF, CAF, FLAC, MP3, OGG, MP4/M4A, MKV/WebM; raw PCM with
+    /// --raw-format).
+    #[arg(
+        short,
+        long,
+        required_unless_present_any = ["text", "json", "json_lines"],
+        conflicts_with_all = ["text", "json", "json_lines"]
+    )]
     input: Option<String>,
     /// Send this text as the input instead of media (repeat for several items), e.g. to a
     /// pipeline that starts with TextToSpeechNode or TextCollectorNode.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["json", "json_lines"])]
     text: Vec<String>,
+    /// Send this JSON value as an input item (repeat for several), e.g.
+    /// '{"operation": "add", "operands": [2, 3]}' to CalculatorNode.
+    #[arg(long, value_name = "JSON", conflicts_with = "json_lines")]
+    json: Vec<String>,
+    /// Send each line of this file (`-`: stdin) as a JSON input item; blank lines are
+    /// skipped.
+    #[arg(long, value_name = "PATH")]
+    json_lines: Option<String>,
     /// Python interpreter for Python nodes (it needs the remotemedia package installed).
     #[arg(long, env = "REMOTEMEDIA_PYTHON")]
     python: Option<std::path::PathBuf>,
-    /// Write audio outputs to this WAV file (32-bit float), or `-` for stdout (printed
-    /// lines then go to stderr).
-    #[arg(short, long)]
+    /// Write audio outputs to this WAV file, or `-` for stdout (printed lines then go to
+    /// stderr). All audio outputs must share one rate and channel count.
+    #[arg(short, long, conflicts_with = "output_dir")]
     output: Option<String>,
+    /// Write each audio output to a WAV file of its own in this directory
+    /// (0001-NODE.wav, 0002-NODE.wav, ...), e.g. one per utterance.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<std::path::PathBuf>,
+    /// Sample encoding of written WAV files.
+    #[arg(long, value_enum, default_value = "s16")]
+    wav_format: WavEncoding,
     /// How text and JSON outputs are printed.
     #[arg(short, long, value_enum, default_value = "text")]
     format: Format,
@@ -305,17 +326,75 @@ enum Input {
         source: Arc<dyn IngestSource>,
         stream: IngestStream,
     },
-    /// Text items from `--text`.
-    Text(std::vec::IntoIter<String>),
+    /// Items given on the command line (`--text`, `--json`).
+    Items(std::vec::IntoIter<RuntimeData>),
+    /// JSON lines from a file or stdin (`--json-lines`).
+    JsonLines {
+        name: String,
+        lines: tokio::io::Lines<tokio::io::BufReader<Box<dyn tokio::io::AsyncRead + Unpin + Send>>>,
+        line: usize,
+    },
 }
 
 impl Input {
-    async fn next(&mut self) -> Option<RuntimeData> {
+    async fn open_json_lines(path: &str) -> Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let (name, reader): (String, Box<dyn tokio::io::AsyncRead + Unpin + Send>) = if path == "-"
+        {
+            ("stdin".to_owned(), Box::new(tokio::io::stdin()))
+        } else {
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| anyhow!("cannot open {path}: {e}"))?;
+            (path.to_owned(), Box::new(file))
+        };
+        Ok(Input::JsonLines {
+            name,
+            lines: tokio::io::BufReader::new(reader).lines(),
+            line: 0,
+        })
+    }
+
+    /// The next item; an unreadable or malformed JSON line is an error naming the line.
+    async fn next(&mut self) -> Result<Option<RuntimeData>> {
         match self {
-            Input::Media { stream, .. } => stream.recv().await,
-            Input::Text(items) => items.next().map(RuntimeData::Text),
+            Input::Media { stream, .. } => Ok(stream.recv().await),
+            Input::Items(items) => Ok(items.next()),
+            Input::JsonLines { name, lines, line } => loop {
+                *line += 1;
+                let Some(text) = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| anyhow!("cannot read {name}: line {line}: {e}"))?
+                else {
+                    return Ok(None);
+                };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| anyhow!("{name}: line {line}: not JSON: {e}"))?;
+                return Ok(Some(RuntimeData::Json(value)));
+            },
         }
     }
+}
+
+/// The items of `--text` or `--json`; a `--json` value that does not parse is an error
+/// naming it.
+fn command_line_items(args: &RunArgs) -> Result<Vec<RuntimeData>> {
+    if !args.text.is_empty() {
+        return Ok(args.text.iter().cloned().map(RuntimeData::Text).collect());
+    }
+    args.json
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            serde_json::from_str(text)
+                .map(RuntimeData::Json)
+                .map_err(|e| anyhow!("--json value {} is not JSON: {e}: {text}", i + 1))
+        })
+        .collect()
 }
 
 /// How long `run` waits, before it exits, for the session to release its nodes (a Python
@@ -340,60 +419,103 @@ async fn run(args: RunArgs) -> Result<()> {
     let runner = runner(args.python.clone())?;
     let pipeline = Arc::new(runner.validate(&manifest)?);
 
-    let mut input = if args.text.is_empty() {
+    let mut input = if let Some(path) = &args.json_lines {
+        Input::open_json_lines(path).await?
+    } else if args.text.is_empty() && args.json.is_empty() {
         let config = ingest_config(&args)?;
         let source = global_ingest_registry().create_from_uri(&config)?;
         let stream = source.start().await?;
         Input::Media { source, stream }
     } else {
-        Input::Text(args.text.clone().into_iter())
+        Input::Items(command_line_items(&args)?.into_iter())
     };
     let bar = match &input {
         Input::Media { stream, .. } => progress_bar(&args, stream.media_info().duration_us()),
-        Input::Text(_) => ProgressBar::hidden(),
+        _ => ProgressBar::hidden(),
     };
+    let audio = match (&args.output, &args.output_dir) {
+        (Some(path), _) => AudioTarget::Wav(path.clone()),
+        (None, Some(dir)) => AudioTarget::Directory(dir.clone()),
+        (None, None) => AudioTarget::Lines,
+    };
+    let sink = OutputSink::new(args.format, audio, args.wav_format)?;
 
     let session: Arc<dyn StreamSession> = runner.stream_pipeline(pipeline).await?.into();
-    let printer = tokio::spawn(print_outputs(
-        Arc::clone(&session),
-        OutputSink::new(args.format, args.output.clone()),
-        bar.clone(),
-    ));
+    let mut printer = tokio::spawn(print_outputs(Arc::clone(&session), sink, bar.clone()));
 
     let mut media_us = 0u64;
     let mut interrupted = false;
+    let mut input_error = None;
     let mut send_error = None;
-    loop {
-        let next = tokio::select! {
-            data = input.next() => data,
-            _ = tokio::signal::ctrl_c() => {
-                interrupted = true;
-                None
+    let feed = async {
+        let mut sequence = 0u64;
+        loop {
+            let next = tokio::select! {
+                data = input.next() => data,
+                _ = tokio::signal::ctrl_c() => {
+                    interrupted = true;
+                    Ok(None)
+                }
+            };
+            let data = match next {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                Err(error) => {
+                    input_error = Some(error);
+                    break;
+                }
+            };
+            let mut item = TransportData::new(data).with_sequence(sequence);
+            sequence += 1;
+            if let (
+                Some(frames),
+                RuntimeData::Audio {
+                    sample_rate,
+                    timestamp_us,
+                    ..
+                },
+            ) = (item.data.audio_frames(), &item.data)
+            {
+                let end_us =
+                    timestamp_us + frames as u64 * 1_000_000 / u64::from((*sample_rate).max(1));
+                media_us = media_us.max(end_us);
+                item = item.with_metadata(MEDIA_END_US, end_us.to_string());
+                bar.set_position(media_us / 1000);
+                let elapsed = started.elapsed().as_secs_f64().max(1e-6);
+                bar.set_message(format!("{:.0}x realtime", media_us as f64 / 1e6 / elapsed));
             }
+            if let Err(error) = session.send_input(item).await {
+                send_error = Some(error);
+                break;
+            }
+        }
+    };
+    // The output side can fail first (a WAV that cannot take a format, a full disk): then
+    // the input stops at once, and the session with it.
+    let output_failed = tokio::select! {
+        () = feed => None,
+        printed = &mut printer => Some(printed),
+    };
+    if let Some(printed) = output_failed {
+        let error = match printed {
+            Ok(Err(error)) => error,
+            Ok(Ok(_)) => anyhow!("the session ended before its input did"),
+            Err(e) => anyhow!("the output task failed: {e}"),
         };
-        let Some(data) = next else {
-            break;
-        };
-        if let (
-            Some(frames),
-            RuntimeData::Audio {
-                sample_rate,
-                timestamp_us,
-                ..
-            },
-        ) = (data.audio_frames(), &data)
+        session.cancel();
+        if let Input::Media { source, .. } = &input {
+            let _ = source.stop().await;
+        }
+        bar.finish_and_clear();
+        if tokio::time::timeout(SESSION_RELEASE_WAIT, session.wait_finished())
+            .await
+            .is_err()
         {
-            let end_us =
-                timestamp_us + frames as u64 * 1_000_000 / u64::from((*sample_rate).max(1));
-            media_us = media_us.max(end_us);
-            bar.set_position(media_us / 1000);
-            let elapsed = started.elapsed().as_secs_f64().max(1e-6);
-            bar.set_message(format!("{:.0}x realtime", media_us as f64 / 1e6 / elapsed));
+            eprintln!(
+                "warning: the session did not release its nodes within {SESSION_RELEASE_WAIT:?}"
+            );
         }
-        if let Err(error) = session.send_input(TransportData::new(data)).await {
-            send_error = Some(error);
-            break;
-        }
+        return Err(error);
     }
     if interrupted {
         if let Input::Media { source, .. } = &input {
@@ -401,7 +523,11 @@ async fn run(args: RunArgs) -> Result<()> {
         }
         bar.suspend(|| eprintln!("interrupted: finishing the outputs already in flight"));
     }
-    session.close().await?;
+    if input_error.is_some() {
+        session.cancel();
+    } else {
+        session.close().await?;
+    }
     let printed = printer
         .await
         .map_err(|e| anyhow!("the output task failed: {e}"))?;
@@ -414,6 +540,9 @@ async fn run(args: RunArgs) -> Result<()> {
     {
         eprintln!("warning: the session did not release its nodes within {SESSION_RELEASE_WAIT:?}");
     }
+    if let Some(error) = input_error {
+        return Err(error);
+    }
     let mut sink = printed?;
     if let Some(error) = send_error {
         return Err(error.into());
@@ -423,13 +552,18 @@ async fn run(args: RunArgs) -> Result<()> {
             return Err(anyhow!("{error}"));
         }
     }
-    if let Some((path, frames, rate, channels)) = sink.finish()? {
-        if path != "-" {
-            eprintln!(
-                "wrote {path}: {:.2} s of {rate} Hz audio, {channels} channel(s)",
-                frames as f64 / f64::from(rate.max(1))
-            );
+    match sink.finish()? {
+        Written::Wav(path, frames, rate, channels) if path != "-" => eprintln!(
+            "wrote {path}: {:.2} s of {rate} Hz audio, {channels} channel(s)",
+            frames as f64 / f64::from(rate.max(1))
+        ),
+        Written::Files(dir, count) => {
+            eprintln!("wrote {count} WAV file(s) to {}", dir.display())
         }
+        Written::NoAudio(path, outputs) => eprintln!(
+            "warning: nothing was written to {path}: the pipeline produced no audio ({outputs} other output(s), printed above)"
+        ),
+        Written::Wav(..) | Written::Nothing => {}
     }
     if args.stats {
         let wall = started.elapsed();

@@ -469,3 +469,306 @@ fn every_command_has_help() {
         assert!(stdout(&o).contains("Usage:"), "{args:?}");
     }
 }
+
+/// Runs the VAD segmentation of the bundled speech with `extra` arguments.
+fn segment_speech(extra: &[&str]) -> Output {
+    let mut args = vec!["run", VAD, "--input", SPEECH];
+    args.extend_from_slice(extra);
+    remotemedia(&args)
+}
+
+/// Runs remotemedia and waits at most `limit` for it; a run still going then is killed and
+/// reported as hung.
+fn remotemedia_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_remotemedia"))
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn remotemedia");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("output");
+            panic!("remotemedia hung ({limit:?}): {}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_failing_output_side_ends_the_run_with_its_error() {
+    // Two audio sinks at different rates cannot share one WAV: the writer fails on the
+    // first item of the second rate while the input is still being fed.
+    let manifest = temp_path("two-rates.yaml");
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: split, node_type: PassThrough}\n  - {id: r16, node_type: FastResampleNode, params: {target_rate: 16000}}\n  - {id: r8, node_type: FastResampleNode, params: {target_rate: 8000}}\nconnections:\n  - {from: split, to: r16}\n  - {from: split, to: r8}\n",
+    )
+    .expect("write");
+    let wav = temp_path("two-rates.wav");
+    for _ in 0..3 {
+        let o = remotemedia_within(
+            &[
+                "run",
+                manifest.to_str().expect("utf8"),
+                "--input",
+                SPEECH,
+                "--output",
+                wav.to_str().expect("utf8"),
+            ],
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("a WAV holds one format"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn output_to_a_wav_from_a_pipeline_without_audio_says_nothing_was_written() {
+    let manifest = temp_path("calc.yaml");
+    std::fs::write(&manifest, "nodes: [{id: calc, node_type: CalculatorNode}]").expect("write");
+    let wav = temp_path("nothing.wav");
+    let _ = std::fs::remove_file(&wav);
+    let o = remotemedia(&[
+        "run",
+        manifest.to_str().expect("utf8"),
+        "--json",
+        r#"{"operation": "add", "operands": [2, 3]}"#,
+        "--output",
+        wav.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!wav.exists());
+    assert!(
+        stderr(&o).contains(&format!(
+            "warning: nothing was written to {}: the pipeline produced no audio (1 other output(s), printed above)",
+            wav.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn json_items_reach_the_pipeline_from_arguments_and_json_lines() {
+    let manifest = temp_path("calc-json.yaml");
+    std::fs::write(&manifest, "nodes: [{id: calc, node_type: CalculatorNode}]").expect("write");
+    let m = manifest.to_str().expect("utf8");
+    let o = remotemedia(&[
+        "run",
+        m,
+        "--json",
+        r#"{"operation": "add", "operands": [2, 3]}"#,
+        "--json",
+        r#"{"operation": "multiply", "operands": [4, 5]}"#,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "[calc] {\"operation\":\"add\",\"result\":5}\n[calc] {\"operation\":\"multiply\",\"result\":20}\n"
+    );
+    let lines = b"{\"operation\": \"add\", \"operands\": [1, 1]}\n\n{\"operation\": \"add\", \"operands\": [2, 2]}\n";
+    let from_stdin = remotemedia_with_stdin(&["run", m, "--json-lines", "-"], lines);
+    assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
+    assert_eq!(
+        stdout(&from_stdin).lines().count(),
+        2,
+        "{}",
+        stdout(&from_stdin)
+    );
+    let bad = remotemedia_with_stdin(
+        &["run", m, "--json-lines", "-"],
+        b"{\"operation\": \"add\", \"operands\": [1, 1]}\nnot json\n",
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("error: stdin: line 2: not JSON"),
+        "{}",
+        stderr(&bad)
+    );
+    let not_json = remotemedia(&["run", m, "--json", "{oops"]);
+    assert_eq!(not_json.status.code(), Some(1));
+    assert!(
+        stderr(&not_json).contains("--json value 1 is not JSON"),
+        "{}",
+        stderr(&not_json)
+    );
+}
+
+#[test]
+fn json_lines_carry_node_id_and_media_time() {
+    let o = segment_speech(&["--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        assert_eq!(line["node_id"], "utterances");
+        let start = line["timestamp_us"].as_f64().expect("timestamp") / 1e6;
+        let length = line["frames"].as_f64().expect("frames") / 16_000.0;
+        let known_at = line["media_time_s"].as_f64().expect("media time");
+        // An utterance is known once its closing silence has been heard.
+        assert!(known_at >= start + length - 0.05, "{line}");
+        assert!(known_at <= 9.0, "{line}");
+        assert!(line["input_sequence"].as_u64().is_some(), "{line}");
+    }
+}
+
+/// The data chunk of a WAV: (format tag, channels, rate, bits, data size field, data).
+fn wav_parts(bytes: &[u8]) -> (u16, u16, u32, u16, u32, Vec<u8>) {
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    let mut at = 12;
+    let mut fmt = None;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        let body = at + 8;
+        if id == b"fmt " {
+            let u16_at = |o: usize| u16::from_le_bytes([bytes[body + o], bytes[body + o + 1]]);
+            let rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().expect("4"));
+            fmt = Some((u16_at(0), u16_at(2), rate, u16_at(14)));
+        }
+        if id == b"data" {
+            let (tag, channels, rate, bits) = fmt.expect("fmt before data");
+            return (tag, channels, rate, bits, size, bytes[body..].to_vec());
+        }
+        at = body + size as usize + (size as usize & 1);
+    }
+    panic!("no data chunk");
+}
+
+#[test]
+fn written_wavs_are_read_by_common_readers() {
+    let wav = temp_path("readers.wav");
+    let o = segment_speech(&["--output", wav.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 16-bit PCM by default, with exact sizes: Python's wave module reads it.
+    let bytes = std::fs::read(&wav).expect("wav");
+    let (tag, channels, rate, bits, size, data) = wav_parts(&bytes);
+    assert_eq!((tag, channels, rate, bits), (1, 1, 16_000, 16));
+    assert_eq!(size as usize, data.len());
+    let python = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, wave; w = wave.open(sys.argv[1]); print(w.getnchannels(), w.getframerate(), w.getsampwidth(), w.getnframes(), len(w.readframes(w.getnframes())))",
+        ])
+        .arg(&wav)
+        .output()
+        .expect("python3");
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&python.stdout).trim(),
+        format!("1 16000 2 {} {}", data.len() / 2, data.len())
+    );
+    // Float: format 3 with a fact chunk giving the frame count.
+    let float = temp_path("readers-f32.wav");
+    let o = segment_speech(&[
+        "--output",
+        float.to_str().expect("utf8"),
+        "--wav-format",
+        "f32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&float).expect("wav");
+    assert_eq!(&bytes[38..42], b"fact");
+    let frames = u32::from_le_bytes(bytes[46..50].try_into().expect("4"));
+    let (tag, _, _, bits, size, data) = wav_parts(&bytes);
+    assert_eq!(
+        (tag, bits, size as usize, frames as usize),
+        (3, 32, data.len(), data.len() / 4)
+    );
+    let reader = hound::WavReader::open(&float).expect("hound reads it");
+    assert_eq!(reader.duration(), frames);
+}
+
+#[test]
+fn a_wav_streamed_to_stdout_declares_an_unknown_length_and_reads_back_whole() {
+    let o = segment_speech(&["--output", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, _, _, _, size, data) = wav_parts(&o.stdout);
+    assert_eq!(
+        size, 0x7fff_f000,
+        "the streaming convention's unknown length"
+    );
+    assert!(data.len() > 16_000 * 2 * 5, "{} bytes", data.len());
+    // Read back through stdin: every sample, no truncation error.
+    let pass = temp_path("pass.yaml");
+    std::fs::write(&pass, "nodes: [{id: p, node_type: PassThrough}]").expect("write");
+    let back = remotemedia_with_stdin(
+        &[
+            "run",
+            pass.to_str().expect("utf8"),
+            "--input",
+            "-",
+            "--format",
+            "json",
+        ],
+        &o.stdout,
+    );
+    assert!(back.status.success(), "{}", stderr(&back));
+    let frames: u64 = stdout(&back)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["frames"]
+                .as_u64()
+                .expect("frames")
+        })
+        .sum();
+    assert_eq!(frames as usize, data.len() / 2);
+}
+
+#[test]
+fn output_dir_writes_one_wav_per_utterance() {
+    let dir = temp_path("utterances");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = segment_speech(&["--output-dir", dir.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["0001-utterances.wav", "0002-utterances.wav"]);
+    let printed = utterances(&stdout(&o));
+    assert_eq!(printed.len(), 2, "{}", stdout(&o));
+    for (file, (_, seconds)) in files.iter().zip(&printed) {
+        let reader = hound::WavReader::open(file).expect("a WAV");
+        let length = f64::from(reader.duration()) / 16_000.0;
+        assert!((length - seconds).abs() < 0.01, "{length} vs {seconds}");
+        assert!(stdout(&o).contains(&file.display().to_string()));
+    }
+    assert!(stderr(&o).contains("wrote 2 WAV file(s)"), "{}", stderr(&o));
+}
+
+#[test]
+fn raw_pcm_on_stdin_without_its_format_says_to_declare_it() {
+    let bytes = std::fs::read(root().join(SPEECH)).expect("speech");
+    let o = remotemedia_with_stdin(&["run", VAD, "--input", "-"], &bytes[44..]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("for headerless PCM, declare its format (on the command line --raw-format ENCODING:RATE:CHANNELS, e.g. s16le:16000:1"),
+        "{}",
+        stderr(&o)
+    );
+}

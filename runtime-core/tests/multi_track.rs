@@ -165,9 +165,11 @@ async fn silence_detector_keeps_each_track_apart() {
     gap.extend(sine(300.0, 0.3, RATE, 1.0));
     let (a, b) = assert_tracks_independent(yaml, &sine(300.0, 0.3, RATE, 3.0), &gap, 320).await;
     assert!(a.events.is_empty(), "{:?}", a.events);
-    assert_eq!(b.events.len(), 1, "{:?}", b.events);
+    assert_eq!(b.events.len(), 2, "{:?}", b.events);
     assert_eq!(b.events[0]["alert"], "silence");
     assert_eq!(b.events[0]["start_ms"], 1000.0);
+    assert_eq!(b.events[1]["state"], "end");
+    assert_eq!(b.events[1]["duration_ms"], 1000.0);
 }
 
 #[tokio::test]

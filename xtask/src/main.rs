@@ -246,9 +246,15 @@ fn python_grpc_client(node_python: &std::path::Path) -> Result<()> {
     run(pytest)
 }
 
-/// The grpcio client's venv: grpcio, its stub generator, pytest, and h2 (raw HTTP/2 for
+/// The grpcio client's venv: grpcio, its stub generator, its reflection client, pytest, and h2 (raw HTTP/2 for
 /// the hostile cases grpcio cannot send, like a message that stops halfway).
-pub(crate) const GRPC_CLIENT_PACKAGES: &[&str] = &["grpcio", "grpcio-tools", "pytest", "h2"];
+pub(crate) const GRPC_CLIENT_PACKAGES: &[&str] = &[
+    "grpcio",
+    "grpcio-tools",
+    "grpcio-reflection",
+    "pytest",
+    "h2",
+];
 
 const FFI_VENV_PACKAGES: &[&str] = &["maturin==1.16.0", "numpy", "pytest"];
 

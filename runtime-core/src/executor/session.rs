@@ -189,6 +189,13 @@ impl PipelineSession {
         self.shared.metrics_snapshot()
     }
 
+    /// Stops the session now: the input ends and every node task is cancelled (what a
+    /// dropped session does too). Outputs not yet taken are dropped.
+    pub fn cancel(&self) {
+        self.shared.close_input();
+        let _ = self.shared.cancel.send(true);
+    }
+
     /// Waits until the session has finished and released everything: every node task has
     /// ended and run its cleanup (worker processes stopped, shared memory removed). Call it
     /// after `close()`, after a failure, or after cancelling, before the process exits.
@@ -199,8 +206,7 @@ impl PipelineSession {
 
 impl Drop for PipelineSession {
     fn drop(&mut self) {
-        self.shared.close_input();
-        let _ = self.shared.cancel.send(true);
+        self.cancel();
     }
 }
 
@@ -224,6 +230,10 @@ impl StreamSession for PipelineSession {
 
     async fn close(&self) -> Result<()> {
         PipelineSession::close(self).await
+    }
+
+    fn cancel(&self) {
+        PipelineSession::cancel(self)
     }
 
     fn is_active(&self) -> bool {

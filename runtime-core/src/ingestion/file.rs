@@ -304,8 +304,11 @@ impl Conversion {
 
 struct DecodedTrack {
     track_id: u32,
+    stream_id: String,
     decoder: Box<dyn Decoder>,
-    conversion: Conversion,
+    /// Built when rate and channels are known: from the container, or else from the first
+    /// decoded packet.
+    conversion: Option<Conversion>,
     expected_frames: Option<u64>,
     decoded_frames: u64,
     buffer: Option<SampleBuffer<f32>>,
@@ -331,7 +334,7 @@ fn decode_source(
         }
         (input, _) => open_container(config, input),
     };
-    let (mut reader, format_name) = match opened {
+    let (mut reader, format_name, length_unknown) = match opened {
         Ok(opened) => opened,
         Err(error) => {
             let _ = info_tx.send(Err(error));
@@ -357,7 +360,7 @@ fn decode_source(
         let codec = symphonia::default::get_codecs()
             .get_codec(params.codec)
             .map_or_else(
-                || format!("{:?}", params.codec),
+                || integrity::codec_name(params.codec),
                 |d| d.short_name.to_owned(),
             );
         let rate = params.sample_rate;
@@ -382,21 +385,37 @@ fn decode_source(
         {
             Ok(d) => d,
             Err(e) => {
-                let _ = info_tx.send(Err(fail(format!("cannot decode track {stream_id}: {e}"))));
+                let why = if symphonia::default::get_codecs()
+                    .get_codec(params.codec)
+                    .is_none()
+                {
+                    format!(
+                        "its codec is {}, which the file ingest does not decode (it decodes {})",
+                        integrity::codec_name(params.codec),
+                        integrity::DECODED_CODECS
+                    )
+                } else {
+                    e.to_string()
+                };
+                let _ = info_tx.send(Err(fail(format!("cannot decode track {stream_id}: {why}"))));
                 return Ok(());
             }
         };
-        let (Some(rate), Some(channels)) = (rate, channels) else {
-            let _ = info_tx.send(Err(fail(format!(
-                "track {stream_id} does not state its sample rate and channels"
-            ))));
-            return Ok(());
+        // Some containers leave rate or channels to the codec's own configuration (AAC in
+        // MP4: its AudioSpecificConfig); then the first decoded packet tells.
+        let conversion = match (rate, channels) {
+            (Some(rate), Some(channels)) => {
+                Some(Conversion::new(config, &stream_id, rate, channels))
+            }
+            _ => None,
         };
         tracks.push(DecodedTrack {
             track_id: track.id,
+            stream_id: stream_id.clone(),
             decoder,
-            conversion: Conversion::new(config, &stream_id, rate, channels),
-            expected_frames: params.n_frames,
+            conversion,
+            // A WAV written to a pipe says "unknown length" in its header.
+            expected_frames: params.n_frames.filter(|_| !length_unknown),
             decoded_frames: 0,
             buffer: None,
             corrupt_packets: 0,
@@ -455,13 +474,18 @@ fn decode_source(
             continue;
         }
         track.decoded_frames += (samples.len() / spec.channels.count().max(1)) as u64;
-        let pushed = track
-            .conversion
-            .push(samples, sender)
-            .map_err(|e| match e {
-                Error::InvalidData(why) => fail(why),
-                other => other,
-            })?;
+        let conversion = track.conversion.get_or_insert_with(|| {
+            Conversion::new(
+                config,
+                &track.stream_id,
+                spec.rate,
+                spec.channels.count() as u16,
+            )
+        });
+        let pushed = conversion.push(samples, sender).map_err(|e| match e {
+            Error::InvalidData(why) => fail(why),
+            other => other,
+        })?;
         if !pushed {
             return Ok(());
         }
@@ -484,7 +508,7 @@ fn decode_source(
         if track.decoded_frames == 0 && track.corrupt_packets > 0 {
             return Err(fail(format!(
                 "every packet of {} failed to decode ({} corrupt packets)",
-                track.conversion.stream_id, track.corrupt_packets
+                track.stream_id, track.corrupt_packets
             )));
         }
         if let Some(expected) = track.expected_frames {
@@ -492,33 +516,54 @@ fn decode_source(
             if track.decoded_frames + slack < expected {
                 return Err(fail(format!(
                     "truncated: {} ends after {} of the {} frames its header announces",
-                    track.conversion.stream_id, track.decoded_frames, expected
+                    track.stream_id, track.decoded_frames, expected
                 )));
             }
         }
-        if !track.conversion.finish(sender)? {
+        let Some(conversion) = &mut track.conversion else {
+            continue;
+        };
+        if !conversion.finish(sender)? {
             return Ok(());
         }
     }
     Ok(())
 }
 
-fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn FormatReader>, String)> {
+/// Opens the input's container: the reader, the format's name, and whether the header
+/// declares its length unknown (a WAV streamed to a pipe).
+fn open_container(
+    config: &IngestConfig,
+    input: Input,
+) -> Result<(Box<dyn FormatReader>, String, bool)> {
     let fail = |message: String| Error::Ingest {
         source_url: config.url.clone(),
         message,
     };
     let mut hint = Hint::new();
-    let mut magic: Option<Vec<u8>> = None;
     let file_path = match &input {
         Input::File(path) => Some(path.clone()),
         Input::Stdin => None,
     };
+    let (magic, length_unknown);
     let stream = match input {
-        Input::Stdin => MediaSourceStream::new(
-            Box::new(ReadOnlySource::new(std::io::stdin())),
-            Default::default(),
-        ),
+        Input::Stdin => {
+            // The header is looked at first (as for files), then read again by the decoder.
+            let mut stdin = std::io::stdin();
+            let mut head = vec![0u8; 4096];
+            let read =
+                read_up_to(&mut stdin, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
+            head.truncate(read);
+            if let Some(problem) = integrity::wav_header_problem(&head) {
+                return Err(fail(problem));
+            }
+            length_unknown = integrity::wav_length_unknown(&head);
+            magic = Some(head[..head.len().min(16)].to_vec());
+            MediaSourceStream::new(
+                Box::new(ReadOnlySource::new(std::io::Cursor::new(head).chain(stdin))),
+                Default::default(),
+            )
+        }
         Input::File(path) => {
             if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
                 hint.with_extension(ext);
@@ -534,7 +579,8 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
             if let Some(problem) = integrity::wav_header_problem(&head) {
                 return Err(fail(problem));
             }
-            magic = head.get(0..4).map(<[u8]>::to_vec);
+            length_unknown = integrity::wav_length_unknown(&head);
+            magic = Some(head[..head.len().min(16)].to_vec());
             use std::io::Seek;
             file.rewind()
                 .map_err(|e| fail(format!("cannot read: {e}")))?;
@@ -553,22 +599,31 @@ fn open_container(config: &IngestConfig, input: Input) -> Result<(Box<dyn Format
         )
         .map_err(|e| {
             let eof = matches!(&e, DecodeError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
-            if eof && magic.as_deref() == Some(b"OggS") {
+            if eof && magic.as_deref().is_some_and(|m| m.starts_with(b"OggS")) {
                 let why = file_path
                     .as_deref()
                     .and_then(|path| integrity::ogg_incomplete(path).ok().flatten())
                     .unwrap_or_else(|| "it was cut short".to_owned());
                 return fail(format!("truncated: the OGG stream is incomplete: {why}"));
             }
-            fail(format!(
-                "not a media file this build can read (WAV, FLAC, MP3, OGG/Vorbis): {e}"
-            ))
+            let reads = integrity::READ_FORMATS;
+            match (file_path.is_some(), magic.as_deref().and_then(integrity::container_name)) {
+                (true, Some(found)) => fail(format!(
+                    "the file is {found}, which the file ingest cannot read ({e}; it reads {reads})"
+                )),
+                (true, None) => fail(format!(
+                    "not a media file the file ingest reads (it reads {reads}): {e}"
+                )),
+                (false, _) => fail(format!(
+                    "stdin holds no media format the file ingest reads (it reads {reads}): {e}; for headerless PCM, declare its format (on the command line --raw-format ENCODING:RATE:CHANNELS, e.g. s16le:16000:1; in IngestConfig, raw_pcm)"
+                )),
+            }
         })?;
     let name = std::path::Path::new(&config.url)
         .extension()
         .and_then(|e| e.to_str())
         .map_or_else(|| "probed".to_owned(), str::to_ascii_lowercase);
-    Ok((probed.format, name))
+    Ok((probed.format, name, length_unknown))
 }
 
 /// Reads into `buf` until it is full or the input ends; returns the bytes read.

@@ -250,6 +250,91 @@ pub(super) fn ogg_incomplete(path: &Path) -> std::io::Result<Option<String>> {
     }
 }
 
+/// The name of a codec the decoders do not know (symphonia's codec ids), for errors.
+pub(super) fn codec_name(codec: symphonia::core::codecs::CodecType) -> String {
+    use symphonia::core::codecs as c;
+    let known = [
+        (c::CODEC_TYPE_OPUS, "Opus"),
+        (c::CODEC_TYPE_SPEEX, "Speex"),
+        (c::CODEC_TYPE_MUSEPACK, "Musepack"),
+        (c::CODEC_TYPE_ATRAC1, "ATRAC1"),
+        (c::CODEC_TYPE_ATRAC3, "ATRAC3"),
+        (c::CODEC_TYPE_ATRAC3PLUS, "ATRAC3plus"),
+        (c::CODEC_TYPE_ATRAC9, "ATRAC9"),
+        (c::CODEC_TYPE_EAC3, "E-AC-3"),
+        (c::CODEC_TYPE_AC4, "AC-4"),
+        (c::CODEC_TYPE_DCA, "DTS"),
+        (c::CODEC_TYPE_WMA, "WMA"),
+        (c::CODEC_TYPE_WAVPACK, "WavPack"),
+        (c::CODEC_TYPE_MONKEYS_AUDIO, "Monkey's Audio"),
+        (c::CODEC_TYPE_TTA, "TTA"),
+        (c::CODEC_TYPE_ADPCM_G722, "G.722 ADPCM"),
+        (c::CODEC_TYPE_ADPCM_G726, "G.726 ADPCM"),
+        (c::CODEC_TYPE_ADPCM_G726LE, "G.726 ADPCM"),
+    ];
+    known
+        .iter()
+        .find(|(id, _)| *id == codec)
+        .map_or_else(|| format!("codec {codec}"), |(_, name)| (*name).to_owned())
+}
+
+/// The codecs the file ingest decodes, for errors.
+pub(super) const DECODED_CODECS: &str =
+    "PCM, A-law, µ-law, IMA and Microsoft ADPCM, FLAC, MP1/MP2/MP3, Vorbis, AAC-LC and ALAC";
+
+/// The containers the file ingest reads, for errors.
+pub(super) const READ_FORMATS: &str = "WAV, AIFF, CAF, FLAC, MP3, OGG, MP4/M4A, MKV/WebM";
+
+/// Byte runs at offsets that must all match, and the format they mark.
+type Signature = (&'static [(usize, &'static [u8])], &'static str);
+
+/// What a file that no reader took looks like, from its first bytes.
+pub(super) fn container_name(head: &[u8]) -> Option<&'static str> {
+    const SIGNATURES: &[Signature] = &[
+        (&[(0, b"RIFF"), (8, b"AVI ")], "AVI"),
+        (&[(0, b"RIFF"), (8, b"WAVE")], "WAV"),
+        (&[(0, b"FORM"), (8, b"AIFF")], "AIFF"),
+        (&[(0, b"FORM"), (8, b"AIFC")], "AIFF"),
+        (&[(0, b"#!AMR")], "AMR"),
+        (&[(0, b"MThd")], "MIDI"),
+        (&[(0, &[0x30, 0x26, 0xB2, 0x75])], "ASF/WMA"),
+        (&[(0, b"wvpk")], "WavPack"),
+        (&[(0, b"MAC ")], "Monkey's Audio"),
+        (&[(0, b".snd")], "Sun/NeXT AU"),
+        (&[(4, b"ftyp")], "MP4/M4A"),
+        (&[(0, &[0x1A, 0x45, 0xDF, 0xA3])], "Matroska/WebM"),
+        (&[(0, b"OggS")], "OGG"),
+        (&[(0, b"fLaC")], "FLAC"),
+        (&[(0, b"caff")], "CAF"),
+    ];
+    SIGNATURES
+        .iter()
+        .find(|(runs, _)| {
+            runs.iter()
+                .all(|(at, bytes)| head.get(*at..at + bytes.len()) == Some(*bytes))
+        })
+        .map(|(_, name)| *name)
+}
+
+/// Whether a WAV header declares its data length unknown, as writers to a pipe do: a
+/// `data` chunk of 0x7FFFF000 bytes (sox's convention) or 0xFFFFFFFF (ffmpeg's).
+pub(super) fn wav_length_unknown(head: &[u8]) -> bool {
+    if head.len() < 12 || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return false;
+    }
+    let mut at = 12;
+    while at + 8 <= head.len() {
+        let size = u32::from_le_bytes([head[at + 4], head[at + 5], head[at + 6], head[at + 7]]);
+        if &head[at..at + 4] == b"data" {
+            return size == 0x7fff_f000 || size == u32::MAX;
+        }
+        at = at
+            .saturating_add(8)
+            .saturating_add(size as usize + (size as usize & 1));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +357,20 @@ mod tests {
         // MPEG-2 layer III, 64 kb/s, 22.05 kHz, padding: 209 bytes.
         assert_eq!(mpeg_frame_len([0xFF, 0xF3, 0x82, 0x00]), Some(209));
         assert_eq!(mpeg_frame_len([0x49, 0x44, 0x33, 0x04]), None);
+    }
+
+    #[test]
+    fn a_streamed_wav_declares_an_unknown_length() {
+        let header = |data_size: u32| {
+            let mut h = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data".to_vec();
+            h.extend_from_slice(&data_size.to_le_bytes());
+            h
+        };
+        assert!(wav_length_unknown(&header(0x7fff_f000)));
+        assert!(wav_length_unknown(&header(u32::MAX)));
+        assert!(!wav_length_unknown(&header(32_000)));
+        assert_eq!(container_name(b"FORM\0\0\0\0AIFF"), Some("AIFF"));
+        assert_eq!(container_name(b"\0\0\0\x20ftypM4A "), Some("MP4/M4A"));
+        assert_eq!(container_name(b"plain text"), None);
     }
 }

@@ -272,6 +272,12 @@ pub trait StreamSession: Send + Sync {
     /// Ends the input; idempotent.
     async fn close(&self) -> Result<()>;
 
+    /// Stops the session now: the input ends and every node is cancelled (a Python
+    /// worker busy on a call is killed); outputs not yet taken are dropped. Use it when the
+    /// client is gone or its side failed; `close` is the orderly end. `wait_finished`
+    /// returns once the nodes are released.
+    fn cancel(&self);
+
     /// Whether the session still accepts input.
     fn is_active(&self) -> bool;
 

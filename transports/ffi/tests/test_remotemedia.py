@@ -282,3 +282,39 @@ def test_an_inputs_sequence_and_metadata_reach_its_outputs():
 def test_output_repr_reads_as_python():
     [out] = remotemedia.execute(PASS, ["hi"])
     assert repr(out) == "Output(node_id=\"echo\", sequence=0, data='hi')"
+
+
+def test_the_type_stubs_describe_the_extension_module():
+    """`_remotemedia.pyi` names every public name of the native module, with the same
+    parameters, and ships with `py.typed`."""
+    import ast
+    import inspect
+    import remotemedia._remotemedia as native
+
+    package = os.path.dirname(remotemedia.__file__)
+    assert os.path.exists(os.path.join(package, "py.typed"))
+    with open(os.path.join(package, "_remotemedia.pyi")) as f:
+        stub = ast.parse(f.read())
+    stubbed = {}
+    for node in stub.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            stubbed[node.name] = node
+        elif isinstance(node, ast.AnnAssign):
+            stubbed[node.target.id] = node
+    public = {name for name in dir(native) if not name.startswith("_") or name == "__version__"}
+    public.discard("WorkerChannel")  # the worker loop's own channel, not part of the API
+    assert public - set(stubbed) == set(), "not in the stub"
+    for name, node in stubbed.items():
+        if not isinstance(node, ast.FunctionDef) or not hasattr(native, name):
+            continue
+        params = [a.arg for a in node.args.args]
+        assert params == list(inspect.signature(getattr(native, name)).parameters), name
+    for name in ("Audio", "Video", "StreamSession"):
+        init = next(n for n in stubbed[name].body
+                    if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+        params = [a.arg for a in init.args.args][1:]
+        assert params == list(inspect.signature(getattr(native, name)).parameters), name
+    session = next(n for n in stubbed["StreamSession"].body
+                   if isinstance(n, ast.FunctionDef) and n.name == "send")
+    assert [a.arg for a in session.args.args][1:] == list(
+        inspect.signature(native.StreamSession.send).parameters)[1:]

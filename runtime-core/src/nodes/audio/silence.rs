@@ -80,8 +80,10 @@ impl NodeParams for SilenceDetectorParams {
 /// Watches audio level in 10 ms windows (all channels mixed).
 ///
 /// - Once a silent run (window rms below `silence_threshold_db`) has lasted
-///   `sustained_silence_ms`, emits Json `{"alert": "silence", "start_ms", "duration_ms"}`
-///   — once per run.
+///   `sustained_silence_ms`, emits Json `{"alert": "silence", "state": "start", "start_ms"}`;
+///   when sound returns (or the stream ends, or its rate changes), closes it with
+///   `{"alert": "silence", "state": "end", "start_ms", "end_ms", "duration_ms"}` — the
+///   real length of the silence.
 /// - A silent run of at least 20 ms that ends before `sustained_silence_ms` is a dropout.
 ///   When `dropout_count_threshold` dropouts start within `dropout_window_ms`, emits
 ///   `{"alert": "dropouts", "count", "window_ms", "timestamp_ms"}` and starts counting anew.
@@ -112,6 +114,8 @@ struct StreamState {
     /// Media time of the first carried sample.
     carry_start_ms: f64,
     silence_start_ms: Option<f64>,
+    /// Media time of the end of the last silent window.
+    silence_end_ms: f64,
     silence_alerted: bool,
     dropout_starts: VecDeque<f64>,
 }
@@ -151,10 +155,15 @@ impl SilenceDetectorNode {
                 state.silence_alerted = true;
                 outputs.push(state.alert(json!({
                     "alert": "silence",
+                    "state": "start",
                     "start_ms": round2(run_start),
-                    "duration_ms": round2(duration),
                 })));
             }
+            state.silence_end_ms = end_ms;
+            return;
+        }
+        if state.silence_alerted {
+            state.end_silence(start_ms, outputs);
             return;
         }
         if let Some(run_start) = state.silence_start_ms.take() {
@@ -192,9 +201,25 @@ impl StreamState {
             carry: Vec::new(),
             carry_start_ms: timestamp_ms,
             silence_start_ms: None,
+            silence_end_ms: timestamp_ms,
             silence_alerted: false,
             dropout_starts: VecDeque::new(),
         }
+    }
+
+    /// Closes an alerted silent run at `end_ms`: the event with its real length.
+    fn end_silence(&mut self, end_ms: f64, outputs: &mut Outputs) {
+        let Some(start_ms) = self.silence_start_ms.take() else {
+            return;
+        };
+        self.silence_alerted = false;
+        outputs.push(self.alert(json!({
+            "alert": "silence",
+            "state": "end",
+            "start_ms": round2(start_ms),
+            "end_ms": round2(end_ms),
+            "duration_ms": round2(end_ms - start_ms),
+        })));
     }
 
     /// An alert of this track: tagged with its `stream_id`, when it has one.
@@ -246,6 +271,10 @@ impl Node for SilenceDetectorNode {
             ))
         })?;
         if state.sample_rate != view.sample_rate {
+            if state.silence_alerted {
+                let end_ms = state.silence_end_ms;
+                state.end_silence(end_ms, outputs);
+            }
             *state = StreamState::new(view.stream_id.clone(), view.sample_rate, timestamp_ms);
         }
         let window_len = ((f64::from(view.sample_rate) * WINDOW_MS / 1000.0) as usize).max(1);
@@ -271,6 +300,17 @@ impl Node for SilenceDetectorNode {
         state.carry_start_ms = carry_start + offset as f64 * ms_per_sample;
         carry.drain(..offset);
         state.carry = carry;
+        Ok(())
+    }
+
+    /// A silence still running at the end of the stream is closed there.
+    fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
+        for (_, mut state) in self.streams.take_all() {
+            if state.silence_alerted {
+                let end_ms = state.silence_end_ms;
+                state.end_silence(end_ms, outputs);
+            }
+        }
         Ok(())
     }
 

@@ -187,3 +187,26 @@ def test_auth_token(pb):
         channel.close()
     finally:
         assert protected.stop() == 0
+
+
+def test_reflection_answers_grpcio_reflection_clients_v1alpha_and_v1(server):
+    """grpcio's own reflection client (and grpc_requests, built on it) speak v1alpha;
+    grpcurl speaks v1. Both find the service and its methods."""
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+    from google.protobuf.descriptor_pool import DescriptorPool
+
+    channel = grpc.insecure_channel(server.address)
+    database = ProtoReflectionDescriptorDatabase(channel)
+    assert "remotemedia.v1.PipelineService" in list(database.get_services())
+    pool = DescriptorPool(database)
+    service = pool.FindServiceByName("remotemedia.v1.PipelineService")
+    assert {m.name for m in service.methods} >= {"Execute", "StreamPipeline", "ListNodes"}
+    # v1: a list_services request (field 7, empty string), raw.
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda m: m, response_deserializer=lambda m: m)
+    [reply] = list(call(iter([b"\x3a\x00"]), timeout=10))
+    assert b"remotemedia.v1.PipelineService" in reply
+    channel.close()
