@@ -156,9 +156,9 @@ impl SessionShared {
         self.inputs_sent.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one item produced by `node`; an error once the work budget is spent.
-    fn item_produced(&self, node_id: &str, node_type: &str) -> Result<()> {
-        let produced = self.items_produced.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Counts `count` items produced by `node`; an error once the work budget is spent.
+    fn items_produced(&self, count: u64, node_id: &str, node_type: &str) -> Result<()> {
+        let produced = self.items_produced.fetch_add(count, Ordering::Relaxed) + count;
         let inputs = self.inputs_sent.load(Ordering::Relaxed) + 1;
         if produced > inputs.saturating_mul(self.max_items_per_input) {
             return Err(Error::WorkBudget {
@@ -339,6 +339,7 @@ pub(crate) async fn start_session(
             to_client,
             shared: Arc::clone(&shared),
             origin: None,
+            uncounted: 0,
         };
         tasks.push(NodeTask {
             node_id: Arc::from(contexts[i].node_id.as_str()),
@@ -374,7 +375,24 @@ pub(crate) struct Forwarder {
     to_client: Option<mpsc::Sender<TransportData>>,
     shared: Arc<SessionShared>,
     pub(crate) origin: Option<Arc<Origin>>,
+    /// Items sent but not yet added to the session's work-budget counter: it is charged
+    /// in batches, which keeps a shared atomic off the per-item path.
+    uncounted: u64,
 }
+
+/// Sends `item`, waiting only when the channel is full: with room (the usual case) no send
+/// future is built. False when the receiver is gone.
+pub(crate) async fn send_or_wait<T>(sender: &mpsc::Sender<T>, item: T) -> bool {
+    match sender.try_send(item) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(item)) => sender.send(item).await.is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Items a forwarder sends between two charges of the work budget: far below any budget
+/// (the default allows a million items per input), so the limit stays exact enough.
+const BUDGET_BATCH: u64 = 64;
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -386,11 +404,24 @@ impl std::fmt::Debug for Forwarder {
 }
 
 impl Forwarder {
+    /// Adds the items sent since the last charge to the session's work budget.
+    fn charge_budget(&mut self) -> Result<()> {
+        let count = std::mem::take(&mut self.uncounted);
+        if count == 0 {
+            return Ok(());
+        }
+        self.shared
+            .items_produced(count, &self.node_id, &self.node_type)
+    }
+
     /// Sends one item on (waiting while the receiving side is full). `Ok(false)` when the
     /// receiving side is gone (the session is ending); an error when the session's work
     /// budget is spent.
-    pub(crate) async fn send(&self, data: RuntimeData) -> Result<bool> {
-        self.shared.item_produced(&self.node_id, &self.node_type)?;
+    pub(crate) async fn send(&mut self, data: RuntimeData) -> Result<bool> {
+        self.uncounted += 1;
+        if self.uncounted >= BUDGET_BATCH {
+            self.charge_budget()?;
+        }
         if let Some(client) = &self.to_client {
             self.shared.add_pending(1);
             let mut out = TransportData::new(data);
@@ -400,7 +431,7 @@ impl Forwarder {
                 out.input_sequence = origin.sequence;
                 out.metadata = origin.metadata.clone();
             }
-            if client.send(out).await.is_err() {
+            if !send_or_wait(client, out).await {
                 return Ok(false);
             }
             self.shared.output_ready();
@@ -415,7 +446,7 @@ impl Forwarder {
                 data: data.clone(),
                 origin: self.origin.clone(),
             };
-            if sender.send(item).await.is_err() {
+            if !send_or_wait(sender, item).await {
                 return Ok(false);
             }
         }
@@ -424,7 +455,7 @@ impl Forwarder {
             data,
             origin: self.origin.clone(),
         };
-        Ok(last.send(item).await.is_ok())
+        Ok(send_or_wait(last, item).await)
     }
 
     /// The session's id.

@@ -104,12 +104,12 @@ impl PipelineSession {
                 data: data.clone(),
                 origin: origin.clone(),
             };
-            if sender.send(item).await.is_err() {
+            if !super::send_or_wait(sender, item).await {
                 return Err(self.ended_error());
             }
         }
         self.shared.add_pending(1);
-        if last.send(Item { data, origin }).await.is_err() {
+        if !super::send_or_wait(last, Item { data, origin }).await {
             return Err(self.ended_error());
         }
         Ok(())

@@ -106,7 +106,7 @@ impl Outputs {
     }
 
     async fn send(&mut self, data: RuntimeData) -> Result<()> {
-        let Some(forwarder) = &self.forwarder else {
+        let Some(forwarder) = &mut self.forwarder else {
             self.items.push(data);
             return Ok(());
         };
@@ -126,10 +126,12 @@ impl Outputs {
         if self.forwarder.is_none() || self.items.is_empty() {
             return Ok(());
         }
-        let items = std::mem::take(&mut self.items);
-        for data in items {
+        let mut items = std::mem::take(&mut self.items);
+        for data in items.drain(..) {
             self.send(data).await?;
         }
+        // The buffer's capacity serves the next call.
+        self.items = items;
         Ok(())
     }
 

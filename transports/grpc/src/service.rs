@@ -303,14 +303,20 @@ async fn forward_outputs(
     _permit: OwnedSemaphorePermit,
 ) {
     let mut sent = 0u64;
+    // Made once and polled on every turn: registering new waiters per output costs more
+    // than the output itself.
+    let aborted = aborted(&mut abort);
+    tokio::pin!(aborted);
+    let client_gone = tx.closed();
+    tokio::pin!(client_gone);
     loop {
         let next = tokio::select! {
             output = session.next_output() => output,
-            status = aborted(&mut abort) => {
+            status = &mut aborted => {
                 let _ = tx.send(Err(status)).await;
                 return;
             }
-            _ = tx.closed() => {
+            () = &mut client_gone => {
                 tracing::info!(session_id = %session.session_id(), "client went away: cancelling the session");
                 let _ = gone.send(true);
                 return;
@@ -373,33 +379,47 @@ async fn forward_inputs(
     let end = |status: Status| {
         let _ = abort.send(Some(status));
     };
+    // Made once and polled on every turn (each returns at once when it fires): waiters
+    // and timers registered anew per frame would cost more than the frame.
+    let closing = async {
+        let _ = shutdown.wait_for(|p| *p == ShutdownPhase::Closing).await;
+    };
+    tokio::pin!(closing);
+    let client_gone = async {
+        let _ = gone.wait_for(|gone| *gone).await;
+    };
+    tokio::pin!(client_gone);
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
     loop {
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + config.idle_timeout);
         let message = tokio::select! {
-            message = tokio::time::timeout(config.idle_timeout, inbound.message()) => message,
-            _ = shutdown.wait_for(|p| *p == ShutdownPhase::Closing) => {
-                end(Status::unavailable("server shutting down: the session was closed before it finished"));
-                return;
-            }
-            _ = gone.wait_for(|gone| *gone) => return,
-        };
-        let message = match message {
-            Err(_) => {
+            message = inbound.message() => message,
+            () = &mut idle => {
                 end(Status::resource_exhausted(format!(
                     "session idle for {} s (--idle-timeout-secs)",
                     config.idle_timeout.as_secs()
                 )));
                 return;
             }
-            Ok(Err(status)) => {
+            () = &mut closing => {
+                end(Status::unavailable("server shutting down: the session was closed before it finished"));
+                return;
+            }
+            () = &mut client_gone => return,
+        };
+        let message = match message {
+            Err(status) => {
                 end(map_transport_status(status));
                 return;
             }
             // The client half-closed its side: same as `close`.
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 let _ = session.close().await;
                 return;
             }
-            Ok(Ok(Some(message))) => message,
+            Ok(Some(message)) => message,
         };
         match message.kind {
             Some(stream_request::Kind::Data(item)) => {
@@ -423,7 +443,7 @@ async fn forward_inputs(
                 let sent = tokio::select! {
                     sent = session.send_input(input) => sent,
                     // Waiting under backpressure for a client that is gone: stop.
-                    _ = gone.wait_for(|gone| *gone) => return,
+                    () = &mut client_gone => return,
                 };
                 if sent.is_err() {
                     // The session failed; forward_outputs reports the error.
