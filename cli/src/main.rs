@@ -56,7 +56,7 @@ struct RunArgs {
     /// The manifest (.json, .yaml or .yml).
     manifest: String,
     /// Input: a file path, a file:// URL, another scheme an ingest plugin handles, or `-`
-    /// for stdin (WAV, AIFF, CAF, FLAC, MP3, OGG, MP4/M4A, MKV/WebM; raw PCM with
+    /// for stdin (WAV, AIFF, CAF, FLAC, MP3, AAC, OGG, MP4/M4A, MKV/WebM; raw PCM with
     /// --raw-format).
     #[arg(
         short,

@@ -146,6 +146,10 @@ async fn a_codec_or_container_the_ingest_cannot_read_is_named() {
             b"RIFF\x24\x00\x00\x00AVI LIST\x00\x00\x00\x00".to_vec(),
             "AVI",
         ),
+        (
+            b"\x0b\x77\x5b\x13\x8c\x40\x2f\x84\x2b\xf1\x4e\xfa\xb0\xfd\xf3\xf7".to_vec(),
+            "AC-3",
+        ),
     ] {
         let path = temp_file(&format!("unreadable-{found}"), &bytes);
         let err = decode(IngestConfig::from_url(path.display().to_string()))
@@ -160,10 +164,30 @@ async fn a_codec_or_container_the_ingest_cannot_read_is_named() {
         );
         assert!(
             err.to_string()
-                .contains("it reads WAV, AIFF, CAF, FLAC, MP3, OGG, MP4/M4A, MKV/WebM"),
+                .contains("it reads WAV, AIFF, CAF, FLAC, MP3, AAC (ADTS), OGG, MP4/M4A, MKV/WebM"),
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_container_the_ingest_reads_with_contents_it_cannot_decode_says_so() {
+    // WAVE_FORMAT_EXTENSIBLE with a µ-law sub-type: the WAV is read, its contents are not.
+    let mut wav = b"RIFF\0\0\0\0WAVEfmt \x28\0\0\0\xfe\xff\x01\0\x40\x1f\0\0\x40\x1f\0\0\x01\0\x08\0\x16\0\x08\0\x04\0\0\0".to_vec();
+    wav.extend_from_slice(b"\x07\0\0\0\0\0\x10\0\x80\0\0\xaa\0\x38\x9b\x71data\x40\0\0\0");
+    wav.extend_from_slice(&[0x7f; 64]);
+    let size = (wav.len() - 8) as u32;
+    wav[4..8].copy_from_slice(&size.to_le_bytes());
+    let path = temp_file("mulaw-extensible.wav", &wav);
+    let err = decode(IngestConfig::from_url(path.display().to_string()))
+        .await
+        .err()
+        .expect("not decoded");
+    assert!(
+        err.to_string()
+            .contains("the file is WAV, but what it holds cannot be read: "),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -608,6 +608,10 @@ fn open_container(
             }
             let reads = integrity::READ_FORMATS;
             match (file_path.is_some(), magic.as_deref().and_then(integrity::container_name)) {
+                (true, Some(found)) if integrity::is_read_format(found) => fail(format!(
+                    "the file is {found}, but what it holds cannot be read: {e} (the file ingest decodes {})",
+                    integrity::DECODED_CODECS
+                )),
                 (true, Some(found)) => fail(format!(
                     "the file is {found}, which the file ingest cannot read ({e}; it reads {reads})"
                 )),

@@ -283,7 +283,17 @@ pub(super) const DECODED_CODECS: &str =
     "PCM, A-law, µ-law, IMA and Microsoft ADPCM, FLAC, MP1/MP2/MP3, Vorbis, AAC-LC and ALAC";
 
 /// The containers the file ingest reads, for errors.
-pub(super) const READ_FORMATS: &str = "WAV, AIFF, CAF, FLAC, MP3, OGG, MP4/M4A, MKV/WebM";
+pub(super) const READ_FORMATS: &str =
+    "WAV, AIFF, CAF, FLAC, MP3, AAC (ADTS), OGG, MP4/M4A, MKV/WebM";
+
+/// Whether `container` (a [`container_name`]) is one the file ingest reads: then what
+/// failed is inside it (a codec or variant), not the format.
+pub(super) fn is_read_format(container: &str) -> bool {
+    matches!(
+        container,
+        "WAV" | "AIFF" | "CAF" | "FLAC" | "OGG" | "MP4/M4A" | "Matroska/WebM"
+    )
+}
 
 /// Byte runs at offsets that must all match, and the format they mark.
 type Signature = (&'static [(usize, &'static [u8])], &'static str);
@@ -306,6 +316,8 @@ pub(super) fn container_name(head: &[u8]) -> Option<&'static str> {
         (&[(0, b"OggS")], "OGG"),
         (&[(0, b"fLaC")], "FLAC"),
         (&[(0, b"caff")], "CAF"),
+        (&[(0, &[0x0B, 0x77])], "AC-3"),
+        (&[(0, &[0x7F, 0xFE, 0x80, 0x01])], "DTS"),
     ];
     SIGNATURES
         .iter()
