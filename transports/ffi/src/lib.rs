@@ -147,15 +147,12 @@ fn manifest_from_py(py: Python<'_>, manifest: &Bound<'_, PyAny>) -> PyResult<Arc
     parsed.map(Arc::new).map_err(|e| to_py_err(py, &e))
 }
 
-/// Whether one line of text reads as a file path rather than as a manifest: no mapping or
-/// list syntax, and a path separator or a manifest file extension.
+/// Whether one line of text reads as a file path rather than as a manifest: it has no
+/// mapping or list syntax (a one-line manifest always has some).
 fn looks_like_a_path(text: &str) -> bool {
-    let manifest_syntax = text.starts_with(['{', '[']) || text.contains(": ");
-    let path_like = text.contains('/')
-        || [".yaml", ".yml", ".json"]
-            .iter()
-            .any(|ext| text.to_ascii_lowercase().ends_with(ext));
-    !manifest_syntax && path_like
+    let manifest_syntax =
+        text.starts_with(['{', '[']) || text.contains(": ") || text.ends_with(':');
+    !manifest_syntax
 }
 
 fn no_manifest_file(path: &str) -> PyErr {

@@ -56,7 +56,7 @@ def test_execute_accepts_a_pathlib_path():
 
 
 @pytest.mark.parametrize("path", ["examples/pipelines/vad-segmentaton.yaml", "pipeline.json",
-                                  "/no/such/dir/manifest"])
+                                  "/no/such/dir/manifest", "pipeline"])
 def test_a_mistyped_manifest_path_says_no_such_file(path):
     with pytest.raises(FileNotFoundError, match=f"no such manifest file: '{path}'"):
         remotemedia.execute(path, [])
