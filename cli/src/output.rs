@@ -311,13 +311,7 @@ impl OutputSink {
     }
 
     fn write_audio(&mut self, node: &str, data: &RuntimeData) -> Result<()> {
-        let RuntimeData::Audio {
-            samples,
-            sample_rate,
-            channels,
-            ..
-        } = data
-        else {
+        let Some((samples, sample_rate, channels)) = audio_parts(data) else {
             return Ok(());
         };
         let AudioTarget::Wav(path) = &self.audio else {
@@ -326,8 +320,8 @@ impl OutputSink {
         if self.wav.is_none() {
             self.wav = Some(WavWriter::create(
                 path,
-                *sample_rate,
-                *channels,
+                sample_rate,
+                channels,
                 self.encoding,
                 node,
             )?);
@@ -335,7 +329,7 @@ impl OutputSink {
         let Some(wav) = self.wav.as_mut() else {
             return Ok(());
         };
-        if wav.sample_rate != *sample_rate || wav.channels != *channels {
+        if wav.sample_rate != sample_rate || wav.channels != channels {
             bail!(
                 "audio from node '{node}' is {} Hz, {} channel(s), but {} holds {} Hz, {} channel(s) audio from node '{}'; a WAV holds one format (--output-dir writes one file per output)",
                 sample_rate,
@@ -385,15 +379,22 @@ fn file_safe(node: &str) -> String {
         .collect()
 }
 
+/// An audio item's samples, rate and channels.
+fn audio_parts(data: &RuntimeData) -> Option<(&[f32], u32, u16)> {
+    match data {
+        RuntimeData::Audio {
+            samples,
+            sample_rate,
+            channels,
+            ..
+        } => Some((samples, *sample_rate, *channels)),
+        _ => None,
+    }
+}
+
 /// Writes one audio item as a whole WAV file.
 fn write_wav_file(path: &Path, data: &RuntimeData, encoding: WavEncoding) -> Result<()> {
-    let RuntimeData::Audio {
-        samples,
-        sample_rate,
-        channels,
-        ..
-    } = data
-    else {
+    let Some((samples, sample_rate, channels)) = audio_parts(data) else {
         return Ok(());
     };
     let mut bytes = Vec::new();
@@ -401,7 +402,7 @@ fn write_wav_file(path: &Path, data: &RuntimeData, encoding: WavEncoding) -> Res
     if bytes.len() as u64 > u64::from(UNKNOWN_DATA_SIZE) {
         bail!("{} would exceed the size a WAV file holds", path.display());
     }
-    let mut file = wav_header(*sample_rate, *channels, encoding, bytes.len() as u32);
+    let mut file = wav_header(sample_rate, channels, encoding, bytes.len() as u32);
     file.extend_from_slice(&bytes);
     std::fs::write(path, file).with_context(|| format!("cannot write {}", path.display()))
 }

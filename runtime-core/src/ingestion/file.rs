@@ -545,24 +545,25 @@ fn open_container(
         Input::File(path) => Some(path.clone()),
         Input::Stdin => None,
     };
-    let (magic, length_unknown);
-    let stream = match input {
+    // The header is looked at first, then read again by the decoder.
+    let head_of = |input: &mut dyn Read| -> Result<(Vec<u8>, bool)> {
+        let mut head = vec![0u8; 4096];
+        let read = read_up_to(input, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
+        head.truncate(read);
+        if let Some(problem) = integrity::wav_header_problem(&head) {
+            return Err(fail(problem));
+        }
+        let length_unknown = integrity::wav_length_unknown(&head);
+        Ok((head, length_unknown))
+    };
+    let (head, length_unknown, stream) = match input {
         Input::Stdin => {
-            // The header is looked at first (as for files), then read again by the decoder.
             let mut stdin = std::io::stdin();
-            let mut head = vec![0u8; 4096];
-            let read =
-                read_up_to(&mut stdin, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
-            head.truncate(read);
-            if let Some(problem) = integrity::wav_header_problem(&head) {
-                return Err(fail(problem));
-            }
-            length_unknown = integrity::wav_length_unknown(&head);
-            magic = Some(head[..head.len().min(16)].to_vec());
-            MediaSourceStream::new(
-                Box::new(ReadOnlySource::new(std::io::Cursor::new(head).chain(stdin))),
-                Default::default(),
-            )
+            let (head, length_unknown) = head_of(&mut stdin)?;
+            let source = std::io::Cursor::new(head.clone()).chain(stdin);
+            let stream =
+                MediaSourceStream::new(Box::new(ReadOnlySource::new(source)), Default::default());
+            (head, length_unknown, stream)
         }
         Input::File(path) => {
             if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -572,21 +573,15 @@ fn open_container(
                 std::io::ErrorKind::NotFound => fail("file not found".to_owned()),
                 _ => fail(format!("cannot open: {e}")),
             })?;
-            let mut head = vec![0u8; 4096];
-            let read =
-                read_up_to(&mut file, &mut head).map_err(|e| fail(format!("cannot read: {e}")))?;
-            head.truncate(read);
-            if let Some(problem) = integrity::wav_header_problem(&head) {
-                return Err(fail(problem));
-            }
-            length_unknown = integrity::wav_length_unknown(&head);
-            magic = Some(head[..head.len().min(16)].to_vec());
+            let (head, length_unknown) = head_of(&mut file)?;
             use std::io::Seek;
             file.rewind()
                 .map_err(|e| fail(format!("cannot read: {e}")))?;
-            MediaSourceStream::new(Box::new(file), Default::default())
+            let stream = MediaSourceStream::new(Box::new(file), Default::default());
+            (head, length_unknown, stream)
         }
     };
+    let magic = &head[..head.len().min(16)];
     let probed = symphonia::default::get_probe()
         .format(
             &hint,
@@ -599,7 +594,7 @@ fn open_container(
         )
         .map_err(|e| {
             let eof = matches!(&e, DecodeError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
-            if eof && magic.as_deref().is_some_and(|m| m.starts_with(b"OggS")) {
+            if eof && magic.starts_with(b"OggS") {
                 let why = file_path
                     .as_deref()
                     .and_then(|path| integrity::ogg_incomplete(path).ok().flatten())
@@ -607,7 +602,7 @@ fn open_container(
                 return fail(format!("truncated: the OGG stream is incomplete: {why}"));
             }
             let reads = integrity::READ_FORMATS;
-            match (file_path.is_some(), magic.as_deref().and_then(integrity::container_name)) {
+            match (file_path.is_some(), integrity::container_name(magic)) {
                 (true, Some(found)) if integrity::is_read_format(found) => fail(format!(
                     "the file is {found}, but what it holds cannot be read: {e} (the file ingest decodes {})",
                     integrity::DECODED_CODECS
@@ -631,7 +626,7 @@ fn open_container(
 }
 
 /// Reads into `buf` until it is full or the input ends; returns the bytes read.
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(input: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
