@@ -49,6 +49,33 @@ enum Command {
     },
     /// Serve pipelines over gRPC (the same server as remotemedia-grpc-server).
     Serve(remotemedia_grpc::args::ServerArgs),
+    /// Build, list and remove the images and containers of Docker nodes.
+    #[command(subcommand)]
+    Docker(DockerCommand),
+}
+
+#[derive(Subcommand)]
+enum DockerCommand {
+    /// Build (or find) the image of every Docker node of a manifest, with progress.
+    Build {
+        /// The manifest (.json, .yaml or .yml).
+        manifest: String,
+        /// Python interpreter whose remotemedia packages go into the images.
+        #[arg(long, env = "REMOTEMEDIA_PYTHON")]
+        python: Option<std::path::PathBuf>,
+        /// Never show the spinner.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// List the images and containers of Docker nodes.
+    Ls,
+    /// Remove containers no running runtime uses; with --images, also every image of
+    /// Docker nodes that no container uses (they are rebuilt when next needed).
+    Prune {
+        /// Remove images too.
+        #[arg(long)]
+        images: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -143,6 +170,10 @@ fn main() {
                 remotemedia_grpc::args::init_logging();
                 remotemedia_grpc::args::run_server("remotemedia serve", &args).await
             }
+            Command::Docker(command) => {
+                remotemedia_grpc::args::init_logging_with("remotemedia=warn");
+                docker(command).await
+            }
         }
     });
     if let Err(error) = result {
@@ -173,9 +204,90 @@ fn load_manifest(path: &str) -> Result<Manifest> {
 /// The built-in nodes plus Python nodes, run by `python` (default: `$REMOTEMEDIA_PYTHON`,
 /// else `python3`).
 fn runner(python: Option<std::path::PathBuf>) -> Result<PipelineRunner> {
+    Ok(runner_and_docker(python)?.0)
+}
+
+fn runner_and_docker(
+    python: Option<std::path::PathBuf>,
+) -> Result<(PipelineRunner, Arc<remotemedia_executors::DockerBackend>)> {
     let mut setup = remotemedia_executors::RuntimeSetup::default();
     setup.multiprocess.python_executable = python;
-    Ok(setup.runner()?)
+    Ok(setup.runner_and_docker()?)
+}
+
+/// Builds the images of the manifest's Docker nodes, with a spinner on a terminal.
+async fn prepare_docker(
+    docker: &remotemedia_executors::DockerBackend,
+    manifest: &Manifest,
+    show: bool,
+) -> Result<Vec<(String, String)>> {
+    let spinner = if show && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let shown = spinner.clone();
+    let quiet = !show;
+    let progress: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(move |step: &str| {
+        if shown.is_hidden() {
+            if !quiet {
+                eprintln!("docker: {step}");
+            }
+        } else {
+            shown.set_message(step.to_owned());
+        }
+    });
+    let result = docker.prepare(manifest, progress).await;
+    spinner.finish_and_clear();
+    Ok(result?)
+}
+
+async fn docker(command: DockerCommand) -> Result<()> {
+    match command {
+        DockerCommand::Build {
+            manifest,
+            python,
+            no_progress,
+        } => {
+            let loaded = load_manifest(&manifest)?;
+            let (runner, docker) = runner_and_docker(python)?;
+            runner.validate(&loaded)?;
+            let images = prepare_docker(&docker, &loaded, !no_progress).await?;
+            if images.is_empty() {
+                println!("{manifest}: no Docker nodes");
+            }
+            for (node, image) in images {
+                println!("node '{node}': {image}");
+            }
+            Ok(())
+        }
+        DockerCommand::Ls => {
+            let (_, docker) = runner_and_docker(None)?;
+            let listing = docker.list().await.map_err(anyhow::Error::msg)?;
+            println!("images:");
+            for image in &listing.images {
+                println!("  {}  {}", image.name, image.detail);
+            }
+            println!("containers:");
+            for container in &listing.containers {
+                println!("  {}  {}", container.name, container.detail);
+            }
+            Ok(())
+        }
+        DockerCommand::Prune { images } => {
+            let (_, docker) = runner_and_docker(None)?;
+            let removed = docker.prune(images).await.map_err(anyhow::Error::msg)?;
+            if removed.is_empty() {
+                println!("nothing to remove");
+            }
+            for item in removed {
+                println!("removed {item}");
+            }
+            Ok(())
+        }
+    }
 }
 
 fn validate(path: &str) -> Result<()> {
@@ -416,9 +528,22 @@ fn peak_memory_mib() -> Option<f64> {
 async fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let manifest = load_manifest(&args.manifest)?;
-    let runner = runner(args.python.clone())?;
+    let (runner, docker) = runner_and_docker(args.python.clone())?;
     let pipeline = Arc::new(runner.validate(&manifest)?);
+    // Docker nodes' images are built before the session, with progress, so the
+    // session's start is not a silent wait.
+    prepare_docker(&docker, &manifest, !args.no_progress).await?;
+    let result = run_validated(args, runner, pipeline, started).await;
+    docker.shutdown().await;
+    result
+}
 
+async fn run_validated(
+    args: RunArgs,
+    runner: PipelineRunner,
+    pipeline: Arc<remotemedia_runtime_core::pipeline::ValidatedPipeline>,
+    started: Instant,
+) -> Result<()> {
     let mut input = if let Some(path) = &args.json_lines {
         Input::open_json_lines(path).await?
     } else if args.text.is_empty() && args.json.is_empty() {

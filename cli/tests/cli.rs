@@ -232,7 +232,23 @@ fn invalid_manifest_names_node_and_param() {
 }
 
 #[test]
-fn a_docker_node_is_refused_at_validation_naming_the_missing_executor() {
+fn an_unknown_executor_is_refused_at_validation_naming_the_available_ones() {
+    let manifest = temp_path("gpu-farm.yaml");
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: ml, node_type: EchoNode, executor: gpu-farm}\n",
+    )
+    .expect("write");
+    let o = remotemedia(&["validate", manifest.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: node 'ml' (EchoNode) needs the 'gpu-farm' executor, which is not available here (available: native, docker, multiprocess)"
+    );
+}
+
+#[test]
+fn a_bad_docker_block_is_refused_at_validation_naming_node_and_key() {
     let manifest = temp_path("docker.yaml");
     std::fs::write(
         &manifest,
@@ -241,9 +257,21 @@ fn a_docker_node_is_refused_at_validation_naming_the_missing_executor() {
     .expect("write");
     let o = remotemedia(&["validate", manifest.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(
-        stderr(&o).trim(),
-        "error: node 'ml' (EchoNode) needs the 'docker' executor, which is not available here (available: native, multiprocess)"
+    assert!(
+        stderr(&o).starts_with("error: invalid manifest: node 'ml' (EchoNode): docker.image: unknown key (known keys: python_version, python_packages"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        &manifest,
+        "nodes:\n  - {id: ml, node_type: EchoNode, docker: {python_version: \"3.10\"}}\n",
+    )
+    .expect("write");
+    let o = remotemedia(&["validate", manifest.to_str().expect("utf8")]);
+    assert!(
+        stderr(&o).contains("docker.python_version: Python 3.10 cannot be built here") && stderr(&o).contains("3.11 (Debian 12 bookworm), 3.13 (Debian 13 trixie)"),
+        "{}",
+        stderr(&o)
     );
 }
 

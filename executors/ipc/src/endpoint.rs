@@ -1,6 +1,7 @@
 //! [`Endpoint`]: one side of a node's channel — its iceoryx2 ports.
 
 use crate::message::{Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT};
+use crate::owner::ActAs;
 use crate::{ipc_err, IpcError, PayloadIdentity};
 use iceoryx2::prelude::*;
 use remotemedia_runtime_core::data::codec::{FrameSink, FrameWriter};
@@ -8,22 +9,27 @@ use remotemedia_runtime_core::data::RuntimeData;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-/// The iceoryx2 service variant both sides use: ports that may move between threads.
-pub type Service = ipc_threadsafe::Service;
+pub use crate::service::Service;
 
 /// Where a channel lives: its service name and the iceoryx2 files it uses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelSpec {
     /// Base service name; the four services hang below it.
     pub name: String,
-    /// Directory of iceoryx2's bookkeeping files (the default is `/tmp/iceoryx2/`).
+    /// Directory of all of the channel's files (the default is [`DEFAULT_ROOT`]).
     pub root: String,
-    /// Prefix of every file iceoryx2 creates for this channel, in `root` and `/dev/shm`.
+    /// Prefix of every file iceoryx2 creates for this channel in `root`.
     pub prefix: String,
+    /// The uid and gid the runtime's side creates and opens the channel's files as, when
+    /// they are not its own: a runtime running as root shares a channel with a worker that
+    /// runs as an unprivileged user (in a container), and iceoryx2 makes every file
+    /// readable by its owner only. `None`: the process's own ids. Never sent to workers.
+    #[serde(default, skip_serializing)]
+    pub owner: Option<(u32, u32)>,
 }
 
-/// Default [`ChannelSpec::root`].
-pub const DEFAULT_ROOT: &str = "/tmp/iceoryx2/";
+/// Default [`ChannelSpec::root`]: on the tmpfs of `/dev/shm`, in a directory of its own.
+pub const DEFAULT_ROOT: &str = "/dev/shm/remotemedia/";
 /// Default [`ChannelSpec::prefix`].
 pub const DEFAULT_PREFIX: &str = "remotemedia_";
 
@@ -72,6 +78,8 @@ pub struct Endpoint {
     // Behind a lock so an endpoint can be shared between threads (the node itself is only
     // used for dead-peer cleanup).
     node: std::sync::Mutex<Node<Service>>,
+    /// [`ChannelSpec::owner`]: the ids file access happens as.
+    owner: Option<(u32, u32)>,
 }
 
 enum Side {
@@ -91,6 +99,7 @@ impl Endpoint {
     }
 
     fn open(spec: &ChannelSpec, side: Side) -> Result<Self, IpcError> {
+        let _owner = ActAs::new(spec.owner);
         // Event services are Unix sockets in the root, named by prefix and a 40-digit id:
         // a socket path holds at most 107 bytes.
         if spec.root.len() + spec.prefix.len() + 48 > 107 {
@@ -191,6 +200,7 @@ impl Endpoint {
             notifier,
             listener,
             node: std::sync::Mutex::new(node),
+            owner: spec.owner,
         })
     }
 
@@ -206,6 +216,8 @@ impl Endpoint {
         len: usize,
         write: impl FnOnce(&mut UninitSink<'_>),
     ) -> Result<(), IpcError> {
+        // A loan may create a larger data segment; a send may connect to a new peer.
+        let _owner = ActAs::new(self.owner);
         let mut sample = self
             .publisher
             .loan_slice_uninit(len)
@@ -266,6 +278,8 @@ impl Endpoint {
 
     /// The next received sample, if one is queued.
     pub fn receive(&self) -> Result<Option<Received>, IpcError> {
+        // Receiving maps the sender's segments and may connect to it.
+        let _owner = ActAs::new(self.owner);
         self.subscriber
             .receive()
             .map_err(|e| ipc_err("cannot receive", e))
@@ -301,6 +315,7 @@ impl Endpoint {
     /// Removes the files of iceoryx2 nodes whose process died without cleaning up (a
     /// crashed worker).
     pub fn clean_up_dead_peers(&self) {
+        let _owner = ActAs::new(self.owner);
         let state = self
             .node
             .lock()

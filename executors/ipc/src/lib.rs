@@ -49,7 +49,9 @@
 mod endpoint;
 mod frames;
 mod message;
+mod owner;
 mod report;
+mod service;
 mod spin;
 
 pub use endpoint::{

@@ -187,6 +187,7 @@ impl ExecutorBackend for MultiprocessBackend {
             name: unique_channel_name(),
             root: self.config.iceoryx2_root.clone(),
             prefix: self.config.iceoryx2_prefix.clone(),
+            owner: None,
         };
         let endpoint = Endpoint::host(&channel).map_err(|e| {
             Self::start_error(
@@ -246,9 +247,9 @@ impl ExecutorBackend for MultiprocessBackend {
             node.node_type.clone(),
             settings,
             endpoint,
-            worker,
+            Box::new(worker),
             started,
-            slot,
+            Box::new(slot),
         )))
     }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 /// The environment variable naming the default Python interpreter.
 pub const PYTHON_ENV: &str = "REMOTEMEDIA_PYTHON";
 
-/// The environment variable choosing the iceoryx2 root directory (default
-/// `/tmp/iceoryx2/`): runtimes with different roots never see each other's files.
+/// The environment variable choosing the iceoryx2 root directory, where every file of
+/// every channel lives (default `/dev/shm/remotemedia/`; keep it on a tmpfs): runtimes
+/// with different roots never see each other's files.
 pub const IPC_ROOT_ENV: &str = "REMOTEMEDIA_IPC_ROOT";
 /// The environment variable choosing the prefix of iceoryx2's files (default
 /// `remotemedia_`).
@@ -80,10 +81,10 @@ pub struct MultiprocessConfig {
     /// process's descriptor limit can back, at [`DESCRIPTORS_PER_WORKER`] each, keeping 256
     /// descriptors for everything else.
     pub max_workers: Option<usize>,
-    /// Directory of iceoryx2's bookkeeping files (default `$REMOTEMEDIA_IPC_ROOT`, else
-    /// `/tmp/iceoryx2/`).
+    /// Directory of every channel's files (default `$REMOTEMEDIA_IPC_ROOT`, else
+    /// `/dev/shm/remotemedia/`).
     pub iceoryx2_root: String,
-    /// Prefix of every iceoryx2 file, in the root and in `/dev/shm` (default
+    /// Prefix of every iceoryx2 file in the root (default
     /// `$REMOTEMEDIA_IPC_PREFIX`, else `remotemedia_`).
     pub iceoryx2_prefix: String,
 }

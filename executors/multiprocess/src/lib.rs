@@ -70,6 +70,7 @@ pub mod catalog;
 mod config;
 mod node;
 pub mod process;
+mod worker;
 
 pub use backend::{MultiprocessBackend, BACKEND_NAME};
 pub use config::{
@@ -77,6 +78,7 @@ pub use config::{
     IPC_PREFIX_ENV, IPC_ROOT_ENV, PYTHON_ENV,
 };
 pub use node::PythonNode;
+pub use worker::{Ended, Worker};
 
 /// The user guide's Rust snippets, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,7 +1,7 @@
 //! [`PythonNode`]: one Python node instance in its worker process, driven like any node.
 
 use crate::config::NodeSettings;
-use crate::process::{describe_status, WorkerProcess};
+use crate::worker::Worker;
 use async_trait::async_trait;
 use remotemedia_ipc::{envelope, Endpoint, ErrorReport, MessageKind, Received, SampleHolder, Spin};
 use remotemedia_runtime_core::data::RuntimeData;
@@ -43,7 +43,7 @@ pub struct PythonNode {
     node_type: String,
     settings: NodeSettings,
     endpoint: Endpoint,
-    worker: WorkerProcess,
+    worker: Box<dyn Worker>,
     state: State,
     seq: u64,
     outputs: SampleHolder,
@@ -54,8 +54,9 @@ pub struct PythonNode {
     /// abandoned (a cancelled session, an error on the runtime's side) — then the worker is
     /// busy with work nobody waits for, and shutting it down means killing it.
     in_call: bool,
-    /// Its place under the backend's worker limit (dropped last, with the worker).
-    _slot: crate::backend::WorkerSlot,
+    /// What the backend keeps while the node lives (its place under the worker limit,
+    /// its share of a container); dropped last, after the worker.
+    _lease: Box<dyn Send + Sync>,
 }
 
 impl std::fmt::Debug for PythonNode {
@@ -77,14 +78,17 @@ enum Wake {
 }
 
 impl PythonNode {
-    pub(crate) fn new(
+    /// A node whose `worker` was started at `started` and handed its assignment, talking
+    /// over the host side of its channel, `endpoint`. `lease` is kept as long as the node
+    /// lives (an executor's bookkeeping: a place under a limit, a share of a container).
+    pub fn new(
         node_id: String,
         node_type: String,
         settings: NodeSettings,
         endpoint: Endpoint,
-        worker: WorkerProcess,
+        worker: Box<dyn Worker>,
         started: Instant,
-        slot: crate::backend::WorkerSlot,
+        lease: Box<dyn Send + Sync>,
     ) -> Self {
         Self {
             watch: None,
@@ -99,7 +103,7 @@ impl PythonNode {
             started,
             spin: Spin::new(Spin::HOST_WINDOW),
             in_call: false,
-            _slot: slot,
+            _lease: lease,
         }
     }
 
@@ -163,16 +167,17 @@ impl PythonNode {
     fn died(&mut self, doing: &str) -> Error {
         let status = self
             .worker
-            .try_status()
-            .map(|s| describe_status(&s))
+            .ended()
+            .map(|ended| ended.description)
             .unwrap_or_else(|| "stopped".to_owned());
         // Kill the group first: then the output pipe ends and its last lines are read.
         self.worker.kill();
         let tail = self.worker.final_output_tail();
         self.endpoint.clean_up_dead_peers();
         let mut message = format!(
-            "the Python worker (pid {}) {status} while {doing}",
-            self.worker.pid()
+            "the Python worker (pid {}{}) {status} while {doing}",
+            self.worker.pid(),
+            self.worker.place()
         );
         if let Some(hint) = import_hint(&tail, &self.settings) {
             message.push_str(&format!("; {hint}"));
@@ -188,8 +193,9 @@ impl PythonNode {
         self.endpoint.clean_up_dead_peers();
         let tail = self.worker.final_output_tail();
         let mut message = format!(
-            "the Python worker (pid {}) did not finish {doing} within {:.1} s ({setting}); it was killed",
+            "the Python worker (pid {}{}) did not finish {doing} within {:.1} s ({setting}); it was killed",
             self.worker.pid(),
+            self.worker.place(),
             limit.as_secs_f64()
         );
         if !tail.is_empty() {
@@ -339,9 +345,9 @@ impl PythonNode {
             }
         }
         self.worker.kill();
-        if let Some(status) = self.worker.try_status() {
-            if !status.success() && was_running && !matches!(self.state, State::Failed(_)) {
-                tracing::warn!(node_id = %self.node_id, "the Python worker {} at shutdown", describe_status(&status));
+        if let Some(ended) = self.worker.ended() {
+            if !ended.success && was_running && !matches!(self.state, State::Failed(_)) {
+                tracing::warn!(node_id = %self.node_id, "the Python worker {} at shutdown", ended.description);
             }
         }
         self.endpoint.clean_up_dead_peers();

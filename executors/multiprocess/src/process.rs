@@ -343,6 +343,35 @@ impl WorkerProcess {
     }
 }
 
+impl crate::worker::Worker for WorkerProcess {
+    fn pid(&self) -> u32 {
+        WorkerProcess::pid(self)
+    }
+
+    fn exit_fd(&self) -> RawFd {
+        WorkerProcess::exit_fd(self)
+    }
+
+    fn ended(&mut self) -> Option<crate::worker::Ended> {
+        self.try_status().map(|status| crate::worker::Ended {
+            description: describe_status(&status),
+            success: status.success(),
+        })
+    }
+
+    fn kill(&mut self) {
+        WorkerProcess::kill(self);
+    }
+
+    fn output_tail(&self) -> String {
+        WorkerProcess::output_tail(self)
+    }
+
+    fn final_output_tail(&self) -> String {
+        WorkerProcess::final_output_tail(self)
+    }
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         // Signal the group even when the worker exited on its own: it may have left

@@ -35,7 +35,8 @@ static HARNESS_COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub fn new_domain() -> (PathBuf, String) {
     let n = HARNESS_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tag = format!("{}x{n}", std::process::id());
-    let root = std::env::temp_dir().join(format!("rm-iox-{tag}"));
+    // On the tmpfs, like the default root: the channels' data segments are files in it.
+    let root = PathBuf::from(format!("/dev/shm/rm-iox-{tag}"));
     let _ = std::fs::remove_dir_all(&root);
     (root, format!("rmt{tag}_"))
 }
@@ -85,7 +86,8 @@ impl Harness {
         }
     }
 
-    /// Files this harness's iceoryx2 domain still has, in its root and in /dev/shm —
+    /// Files this harness's iceoryx2 domain still has, in its root (and, from older
+    /// versions' layout, directly in /dev/shm) —
     /// except the domain's one persistent node counter (`*.global_mgmt`), which iceoryx2
     /// keeps by design.
     pub fn leftovers(&self) -> Vec<String> {
@@ -96,7 +98,7 @@ impl Harness {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else {
+                } else if !path.to_string_lossy().ends_with(".global_mgmt") {
                     found.push(path.display().to_string());
                 }
             }

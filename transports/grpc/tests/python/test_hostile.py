@@ -586,7 +586,8 @@ def test_python_workers_stop_at_what_the_descriptors_can_back(pb, start_server):
 
 
 def domain_files(root, prefix):
-    found = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
+    found = [os.path.join(d, f) for d, _, files in os.walk(root) for f in files
+             if not f.endswith(".global_mgmt")]
     found += [f"/dev/shm/{f}" for f in os.listdir("/dev/shm")
               if f.startswith(prefix) and not f.endswith(".global_mgmt")]
     return found
@@ -594,7 +595,7 @@ def domain_files(root, prefix):
 
 def test_sigterm_with_python_sessions_open_leaves_no_files(pb, start_server):
     # Short: the root holds Unix sockets, whose paths are limited to 107 bytes.
-    root, prefix = f"/tmp/rmsig-{os.getpid()}", f"rmsig{os.getpid()}_"
+    root, prefix = f"/dev/shm/rmsig-{os.getpid()}", f"rmsig{os.getpid()}_"
     server = start_server("--shutdown-grace-secs", "1",
                           env={"REMOTEMEDIA_IPC_ROOT": str(root), "REMOTEMEDIA_IPC_PREFIX": prefix})
     messages, _ = pb
