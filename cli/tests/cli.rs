@@ -269,7 +269,8 @@ fn a_bad_docker_block_is_refused_at_validation_naming_node_and_key() {
     .expect("write");
     let o = remotemedia(&["validate", manifest.to_str().expect("utf8")]);
     assert!(
-        stderr(&o).contains("docker.python_version: Python 3.10 cannot be built here") && stderr(&o).contains("3.11 (Debian 12 bookworm), 3.13 (Debian 13 trixie)"),
+        stderr(&o).contains("docker.python_version: Python 3.10 cannot be built here")
+            && stderr(&o).contains("3.11 (Debian 12 bookworm), 3.13 (Debian 13 trixie)"),
         "{}",
         stderr(&o)
     );

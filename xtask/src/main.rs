@@ -3,6 +3,7 @@
 mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
+mod docker_engine;
 mod fuzz;
 mod python_env;
 mod soak;
@@ -145,6 +146,8 @@ fn ci() -> Result<()> {
     println!("\n==> the Python environment of the Python nodes (wheel, remotemedia-nodes, models)");
     let python = python_env::ensure(&root, &absolute_target_dir())
         .context("CI step 'Python environment' failed")?;
+    println!("\n==> the Docker engine (docker.io, dockerd)");
+    docker_engine::ensure().context("CI step 'Docker engine' failed")?;
     let with_python = |mut command: Command| {
         command.env("REMOTEMEDIA_PYTHON", &python);
         command
@@ -180,6 +183,30 @@ fn ci() -> Result<()> {
         (
             "tests (Python nodes in real workers)",
             with_python(cargo_args(&["test", "--workspace"])),
+        ),
+        (
+            "Docker executor against the real engine (ignored by default: --ignored)",
+            with_python(cargo_args(&[
+                "test",
+                "-p",
+                "remotemedia-docker",
+                "--test",
+                "docker",
+                "--",
+                "--ignored",
+            ])),
+        ),
+        (
+            "examples/docker-node through the command line",
+            with_python(cargo_args(&[
+                "test",
+                "-p",
+                "remotemedia-cli",
+                "--test",
+                "docker_example",
+                "--",
+                "--ignored",
+            ])),
         ),
         (
             "gRPC server binary",
@@ -428,6 +455,20 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
         "grpc" => bench_grpc(),
         "ffi" => bench_ffi(),
         "ipc" => bench_ipc(root),
+        "docker" => {
+            let python = python_env::ensure(root, &absolute_target_dir())?;
+            docker_engine::ensure()?;
+            let mut bench = cargo_args(&[
+                "bench",
+                "-p",
+                "remotemedia-docker",
+                "--bench",
+                "docker",
+                "--",
+            ]);
+            bench.arg(&python);
+            run(bench)
+        }
         "core" => run(cargo_args(&[
             "bench",
             "-p",
@@ -436,7 +477,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "pipeline",
         ])),
         other => {
-            bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi, ipc)")
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi, ipc, docker)")
         }
     }
 }

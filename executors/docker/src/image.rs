@@ -251,24 +251,26 @@ impl Apt {
         ]
     }
 
+    /// When the package lists were last fetched, if that was less than a day ago (apt
+    /// dates the lists by the archive's clock, so a stamp of our own records the fetch).
+    fn lists_fetched(dir: &Path) -> Option<std::time::SystemTime> {
+        std::fs::metadata(dir.join("lists.fetched"))
+            .and_then(|m| m.modified())
+            .ok()
+            .filter(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 24 * 3600))
+    }
+
     /// Refreshes the package lists when they are missing or older than a day.
     fn update(&self) -> Result<(), String> {
-        let lists = self.dir.join("lists");
-        let fresh = std::fs::read_dir(&lists)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
-            .filter_map(|e| e.metadata().ok()?.modified().ok())
-            .any(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 24 * 3600));
-        if fresh {
+        if Self::lists_fetched(&self.dir).is_some() {
             return Ok(());
         }
         run(
             Command::new("apt-get").args(self.options()).arg("update"),
             &format!("apt-get update for Debian {}", self.suite),
-        )
-        .map(|_| ())
+        )?;
+        std::fs::write(self.dir.join("lists.fetched"), "")
+            .map_err(|e| format!("cannot write in {}: {e}", self.dir.display()))
     }
 
     /// `packages` and everything they depend on (not recommends).
@@ -582,6 +584,20 @@ impl ImageBuilder {
         let _building = lock.lock().await;
         let cache = self.config.cache_dir.clone();
         let rootfs_dir = cache.join("rootfs").join(python.package);
+        // Resolving the package closure takes seconds: while the package lists it was
+        // resolved from are current, the tag it gave stands.
+        let memo = cache.join("rootfs").join(format!("{}.tag", python.package));
+        let lists = Apt::lists_fetched(&cache.join("apt").join(python.suite));
+        let memo_valid = std::fs::metadata(&memo)
+            .and_then(|m| m.modified())
+            .is_ok_and(|written| lists.is_some_and(|fetched| written >= fetched));
+        if memo_valid {
+            if let Ok(tag) = std::fs::read_to_string(&memo) {
+                if self.exists(tag.trim()).await {
+                    return Ok(tag.trim().to_owned());
+                }
+            }
+        }
         // The package list fixes the tag: the same packages make the same image.
         let (debs, root) = {
             let progress = Arc::clone(progress);
@@ -613,7 +629,16 @@ impl ImageBuilder {
             python.version,
             hex(&hasher.finalize()[..6])
         );
+        let remember = |tag: &str| {
+            if let Err(e) = std::fs::write(&memo, tag) {
+                tracing::debug!(
+                    "cannot remember the base image tag in {}: {e}",
+                    memo.display()
+                );
+            }
+        };
         if self.exists(&tag).await {
+            remember(&tag);
             return Ok(tag);
         }
         progress(&format!("building base image {tag}"));
@@ -638,6 +663,7 @@ impl ImageBuilder {
         }
         self.build(&tag, &context, progress).await?;
         let _ = std::fs::remove_file(&context);
+        remember(&tag);
         Ok(tag)
     }
 

@@ -114,6 +114,31 @@ async fn test_docker_executor_audio_is_lossless_and_the_posture_holds() {
         .await
         .expect("audio through docker");
     assert_eq!(output.data, audio);
+    // Growing frames in one session: each larger one needs a larger shared-memory
+    // segment on each side, made after the channel is connected (by the runtime as the
+    // container's user).
+    let session = runner
+        .create_stream_session(manifest(
+            "nodes: [{id: echo, node_type: EchoNode, docker: {resource_limits: {memory_mb: 256}}}]",
+        ))
+        .await
+        .expect("session");
+    for frames in [160usize, 1 << 20, 4 << 20] {
+        let big = RuntimeData::audio(
+            (0..frames)
+                .map(|i| (i % 1000) as f32 / 1000.0)
+                .collect::<Vec<f32>>(),
+            16_000,
+            1,
+        );
+        session
+            .send_input(TransportData::new(big.clone()))
+            .await
+            .expect("send");
+        let out = session.recv_output().await.expect("recv").expect("an echo");
+        assert_eq!(out.data, big, "{frames} frames came back unchanged");
+    }
+    session.close().await.expect("close");
 
     // What the worker can see and do.
     let marker = std::env::temp_dir().join(format!("rm-docker-marker-{}", std::process::id()));
