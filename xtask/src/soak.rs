@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// Suites run with `--ignored` (they need the Docker engine).
+const DOCKER_SUITES: &[&str] = &["docker docker", "cli docker_example"];
+
 /// One suite: how to run it once.
 struct Suite {
     name: String,
@@ -71,9 +74,13 @@ fn test_binaries() -> Result<Vec<TestBinary>> {
 
 pub(crate) fn run(root: &Path, runs: usize) -> Result<()> {
     let python = python_env::ensure(root, &crate::absolute_target_dir())?;
+    crate::docker_engine::ensure()?;
     let mut suites: Vec<Suite> = Vec::new();
     for binary in test_binaries()? {
         let python = python.clone();
+        // The suites that need the Docker engine are `#[ignore]`d by default; CI runs
+        // them with --ignored, and so does the soak.
+        let ignored = DOCKER_SUITES.contains(&binary.name.as_str());
         suites.push(Suite {
             name: binary.name,
             command: Box::new(move || {
@@ -83,6 +90,9 @@ pub(crate) fn run(root: &Path, runs: usize) -> Result<()> {
                     .current_dir(&binary.package_dir)
                     .env("CARGO_MANIFEST_DIR", &binary.package_dir)
                     .env("REMOTEMEDIA_PYTHON", &python);
+                if ignored {
+                    command.arg("--ignored");
+                }
                 command
             }),
         });

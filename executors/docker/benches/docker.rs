@@ -95,12 +95,12 @@ fn docker_node(block: serde_json::Value) -> NodeManifest {
     node
 }
 
-fn runner(python: &PathBuf, config: DockerConfig) -> (PipelineRunner, Arc<DockerBackend>) {
+fn runner(python: &std::path::Path, config: DockerConfig) -> (PipelineRunner, Arc<DockerBackend>) {
     let mut registry = NodeRegistry::with_builtins();
     remotemedia_multiprocess::register(
         &mut registry,
         MultiprocessConfig {
-            python_executable: Some(python.clone()),
+            python_executable: Some(python.to_path_buf()),
             ..Default::default()
         },
     );

@@ -65,6 +65,23 @@ fn block(extra: &str) -> String {
     )
 }
 
+/// Every file below `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
 fn text(s: &str) -> TransportData {
     TransportData::new(RuntimeData::Text(s.to_owned()))
 }
@@ -238,7 +255,28 @@ async fn test_docker_multicontainer() {
     assert_ne!(seen[0]["pid"], seen[1]["pid"], "separate workers: {seen:?}");
     a.close().await.expect("close a");
     b.close().await.expect("close b");
+    while a.recv_output().await.expect("drain a").is_some() {}
+    while b.recv_output().await.expect("drain b").is_some() {}
     drop((a, b));
+    // The sessions' workers and channel files are gone; the idle container waits for the
+    // next session with its agent's socket only.
+    let domain = containers[0].domain.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let left = loop {
+        let left = files_under(&domain)
+            .into_iter()
+            .filter(|n| !n.ends_with("/agent.sock") && !n.ends_with(".global_mgmt"))
+            .collect::<Vec<_>>();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        left.is_empty(),
+        "files left in {}: {left:?}",
+        domain.display()
+    );
 
     // Different limits and a different Python version: separate containers, and two
     // interpreters in one pipeline.

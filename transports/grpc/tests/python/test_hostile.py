@@ -82,10 +82,15 @@ def test_a_client_manifest_cannot_choose_programs_environment_or_paths(pb, start
             f"node 'shell' (EchoNode): multiprocess.{key} is not allowed in manifests from clients "
             "(the server's operator can allow it)")
         assert dict(err.trailing_metadata())["x-remotemedia-node-id"] == "shell"
-    err = rpc_error(lambda: execute(
-        pb, stub, "nodes: [{id: box, node_type: EchoNode, docker: {base_image: 'evil:latest'}}]"))
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert "docker.base_image is not allowed" in err.details()
+    for key, value in [("base_image", "'evil:latest'"), ("volumes", "['/:/host:rw']"),
+                       ("python_packages", "[evil-package]"), ("system_packages", "[openssh-server]"),
+                       ("env", "{LD_PRELOAD: /x.so}"), ("resource_limits", "{memory_mb: 100000}")]:
+        err = rpc_error(lambda: execute(
+            pb, stub, f"nodes: [{{id: box, node_type: EchoNode, docker: {{{key}: {value}}}}}]"))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err
+        assert err.details() == (
+            f"node 'box' (EchoNode): docker.{key} is not allowed in manifests from clients "
+            "(the server's operator can allow it)")
 
 
 def test_the_operator_opens_settings_and_restricts_node_types(pb, start_server):
