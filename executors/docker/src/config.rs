@@ -39,7 +39,10 @@ impl PythonBuild {
 }
 
 /// Every Python version this backend builds images for: those the Debian archive (the
-/// one package source reachable without an image registry) has in its current releases.
+/// one package source reachable without an image registry) has in Debian 12, 13 and 14
+/// (testing). Left out: Debian 11's 3.9 (its glibc, 2.31, is older than the runtime's
+/// extension needs, 2.34) and Debian 14's 3.15 (pip, resolving for it from a 3.11 host,
+/// refuses numpy's wheels for it).
 pub const PYTHONS: &[PythonBuild] = &[
     PythonBuild {
         version: "3.11",
@@ -55,12 +58,21 @@ pub const PYTHONS: &[PythonBuild] = &[
         package: "python3.13",
         glibc: "2_41",
     },
+    // Debian's testing release: what it carries can change (a build then fails naming
+    // the missing package).
+    PythonBuild {
+        version: "3.14",
+        suite: "forky",
+        debian: "14",
+        package: "python3.14",
+        glibc: "2_43",
+    },
 ];
 
 /// The version used when a block names none: the host's Debian release's.
 pub const DEFAULT_PYTHON: &str = "3.11";
 
-/// "3.11 (Debian 12 bookworm), 3.13 (Debian 13 trixie)".
+/// "3.11 (Debian 12 bookworm), 3.13 (Debian 13 trixie), ...".
 pub fn available_pythons() -> String {
     PYTHONS
         .iter()

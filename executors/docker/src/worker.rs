@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 const TAIL_LINES: usize = 40;
 /// How long a report waits for the agent's status line or the container's fate.
 const END_WAIT: Duration = Duration::from_secs(3);
+/// How long a report about a SIGKILLed worker waits to learn whether its container was
+/// killed too.
+const FATE_WAIT: Duration = Duration::from_millis(500);
 
 /// What the agent said about the worker's end.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -224,6 +227,17 @@ impl Worker for DockerWorker {
                 ),
                 false,
             ),
+            // Killed with its container (which the runtime kills when it stops
+            // answering): the container's fate is the cause.
+            Some(Status {
+                signal: Some(9), ..
+            }) if self.container.wait_for_fate(FATE_WAIT).is_some() => {
+                let fate = self
+                    .container
+                    .fate()
+                    .unwrap_or(crate::container::Fate::Removed);
+                (fate.describe(), false)
+            }
             Some(Status {
                 signal: Some(signal),
                 ..

@@ -426,18 +426,33 @@ async fn test_docker_hung_container_is_killed_and_named() {
         .await
         .expect("session");
     let container = backend.containers().await.expect("c").running()[0].clone();
-    backend
+    // The container's agent stops answering (stopped, as a process that hangs is).
+    let agent = backend
         .docker()
         .await
         .expect("docker")
-        .pause_container(&container.name)
+        .inspect_container(&container.name, None)
         .await
-        .expect("pause");
-    session.send_input(text("x")).await.expect("send");
+        .expect("inspect")
+        .state
+        .and_then(|s| s.pid)
+        .expect("the agent's pid");
+    // SAFETY: signalling the container's first process, found through the engine.
+    assert_eq!(
+        unsafe { libc::kill(agent as libc::pid_t, libc::SIGSTOP) },
+        0
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let err = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hung container was not noticed"
+        );
+        if let Err(e) = session.send_input(text("x")).await {
+            break e.to_string();
+        }
         match session.recv_output().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the session ended without an error"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => break e.to_string(),
         }
     };

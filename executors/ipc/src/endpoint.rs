@@ -4,6 +4,7 @@ use crate::message::{Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT};
 use crate::owner::ActAs;
 use crate::{ipc_err, IpcError, PayloadIdentity};
 use iceoryx2::prelude::*;
+use iceoryx2_cal::event::ListenerWaitError;
 use remotemedia_runtime_core::data::codec::{FrameSink, FrameWriter};
 use remotemedia_runtime_core::data::RuntimeData;
 use std::mem::MaybeUninit;
@@ -322,17 +323,22 @@ impl Endpoint {
 
     /// Consumes pending wake-ups without blocking; returns how many there were.
     pub fn take_wakeups(&self) -> Result<u64, IpcError> {
-        self.listener
-            .try_wait(|_| {})
-            .map_err(|e| ipc_err("cannot read wake-ups", e))
+        match self.listener.try_wait(|_| {}) {
+            // An interrupted read (a signal, the process being frozen and thawed) read
+            // nothing: the next wait reads the wake-ups.
+            Err(ListenerWaitError::InterruptSignal) => Ok(0),
+            other => other.map_err(|e| ipc_err("cannot read wake-ups", e)),
+        }
     }
 
-    /// Blocks until the other side notifies or `timeout` passes.
+    /// Blocks until the other side notifies or `timeout` passes. An interrupted wait (a
+    /// signal; a container being paused and resumed) returns early, like a wake-up: the
+    /// caller looks for messages and waits again.
     pub fn wait(&self, timeout: Duration) -> Result<(), IpcError> {
-        self.listener
-            .timed_wait(|_| {}, timeout)
-            .map(|_| ())
-            .map_err(|e| ipc_err("cannot wait for a wake-up", e))
+        match self.listener.timed_wait(|_| {}, timeout) {
+            Ok(_) | Err(ListenerWaitError::InterruptSignal) => Ok(()),
+            Err(e) => Err(ipc_err("cannot wait for a wake-up", e)),
+        }
     }
 
     /// The file descriptor that becomes readable when the other side notifies, for
