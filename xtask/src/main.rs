@@ -185,23 +185,13 @@ fn ci() -> Result<()> {
             with_python(cargo_args(&["test", "--workspace"])),
         ),
         (
-            "Docker executor against the real engine (ignored by default: --ignored)",
+            // `--workspace`, as the step before: the same features, so nothing rebuilds.
+            "the Docker executor and examples/docker-node against the real engine (--ignored)",
             with_python(cargo_args(&[
                 "test",
-                "-p",
-                "remotemedia-docker",
+                "--workspace",
                 "--test",
                 "docker",
-                "--",
-                "--ignored",
-            ])),
-        ),
-        (
-            "examples/docker-node through the command line",
-            with_python(cargo_args(&[
-                "test",
-                "-p",
-                "remotemedia-cli",
                 "--test",
                 "docker_example",
                 "--",

@@ -165,6 +165,32 @@ fn host_packages(python: &Path) -> Result<HostPackages, String> {
     })
 }
 
+/// An exclusive lock on `<cache>/locks/<name>.lock`, shared with every process using the
+/// same cache (two runtimes, or a runtime and `remotemedia docker build`, building at
+/// once); held until the file is dropped. Blocking.
+fn cache_lock(cache: &Path, name: &str) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let dir = cache.join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    loop {
+        // SAFETY: plain syscall on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+}
+
 /// The Debian archive the host's apt uses (its first non-security `URIs:`/`deb` entry).
 fn debian_mirror() -> String {
     let mut texts = Vec::new();
@@ -205,10 +231,13 @@ fn debian_arch() -> &'static str {
 struct Apt {
     dir: PathBuf,
     suite: &'static str,
+    /// The suite's lock: one apt run per suite at a time, across processes.
+    _lock: std::fs::File,
 }
 
 impl Apt {
     fn new(cache: &Path, suite: &'static str) -> Result<Self, String> {
+        let lock = cache_lock(cache, &format!("apt-{suite}"))?;
         let dir = cache.join("apt").join(suite);
         for sub in ["lists/partial", "cache/archives/partial", "debs"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -231,7 +260,11 @@ impl Apt {
                 dir.display()
             )
         })?;
-        Ok(Self { dir, suite })
+        Ok(Self {
+            dir,
+            suite,
+            _lock: lock,
+        })
     }
 
     fn options(&self) -> Vec<String> {
@@ -490,6 +523,13 @@ impl ImageBuilder {
         let tag = format!("remotemedia-node:{hash}");
         let lock = self.lock_for(&tag);
         let _building = lock.lock().await;
+        // Another process (a second runtime, `remotemedia docker build`) may be building
+        // the same image: one build, then the others find it.
+        let _shared = {
+            let cache = self.config.cache_dir.clone();
+            let name = format!("node-{hash}");
+            blocking(move || cache_lock(&cache, &name)).await?
+        };
         if self.exists(&tag).await {
             return Ok(tag);
         }
@@ -583,6 +623,11 @@ impl ImageBuilder {
         let lock = self.lock_for(python.version);
         let _building = lock.lock().await;
         let cache = self.config.cache_dir.clone();
+        let _shared = {
+            let cache = cache.clone();
+            let name = format!("base-{}", python.package);
+            blocking(move || cache_lock(&cache, &name)).await?
+        };
         let rootfs_dir = cache.join("rootfs").join(python.package);
         // Resolving the package closure takes seconds: while the package lists it was
         // resolved from are current, the tag it gave stands.

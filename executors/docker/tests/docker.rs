@@ -462,6 +462,70 @@ async fn test_docker_hung_container_is_killed_and_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker engine; CI runs it with --ignored"]
+async fn test_docker_a_container_killed_from_outside_ends_its_sessions_naming_it() {
+    if skip() {
+        return;
+    }
+    let (runner, backend) = runner_with(|_| {});
+    let pipeline = manifest(&format!(
+        "nodes: [{{id: victim, node_type: Counter, docker: {}}}]",
+        block("resource_limits: {memory_mb: 170}")
+    ));
+    let first = runner
+        .create_stream_session(Arc::clone(&pipeline))
+        .await
+        .expect("first");
+    let second = runner
+        .create_stream_session(Arc::clone(&pipeline))
+        .await
+        .expect("second");
+    let container = backend.containers().await.expect("c").running()[0].clone();
+    assert_eq!(container.users(), 2);
+    // Someone else kills it (an operator, the engine restarting).
+    backend
+        .docker()
+        .await
+        .expect("docker")
+        .kill_container(
+            &container.id,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .expect("kill");
+    for session in [&first, &second] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let err = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dead container was not noticed"
+            );
+            if let Err(e) = session.send_input(text("x")).await {
+                break e.to_string();
+            }
+            match session.recv_output().await {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("victim"), "{err}");
+        assert!(
+            err.contains("its container stopped (exit code 137)"),
+            "both sessions name the cause: {err}"
+        );
+    }
+    // The next session gets a new container.
+    let third = runner
+        .create_stream_session(pipeline)
+        .await
+        .expect("a new container");
+    third.send_input(text("x")).await.expect("send");
+    let out = third.recv_output().await.expect("recv").expect("output");
+    assert_eq!(out.data.as_json().expect("json")["count"], 1);
+    third.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine; CI runs it with --ignored"]
 async fn test_docker_bad_packages_fail_the_build_naming_them() {
     if skip() {
         return;
