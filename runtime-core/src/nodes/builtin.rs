@@ -66,7 +66,11 @@ pub(crate) fn register_builtins(registry: &mut NodeRegistry) {
         super::calculator::factory(),
         super::text_collector::factory(),
     ];
-    for factory in utility.into_iter().chain(super::audio::factories()) {
+    for factory in utility
+        .into_iter()
+        .chain(super::audio::factories())
+        .chain(super::video::factories())
+    {
         registry.register_rust(Arc::new(factory));
     }
 }

@@ -43,6 +43,7 @@ mod passthrough;
 pub mod registry;
 pub mod schema;
 mod text_collector;
+pub mod video;
 
 pub use audio::AudioChunkerNode;
 pub use calculator::CalculatorNode;

@@ -10,7 +10,7 @@ mod gain;
 mod level;
 mod resample;
 mod silence;
-mod streams;
+pub(crate) mod streams;
 mod vad;
 
 pub use accumulator::{AudioBufferAccumulatorNode, AudioBufferAccumulatorParams};
