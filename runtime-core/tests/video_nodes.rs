@@ -14,7 +14,11 @@ fn nv12(ms: u64, still: bool) -> RuntimeData {
     let mut pixels = Vec::with_capacity(w * h * 3 / 2);
     for y in 0..h {
         for x in 0..w {
-            pixels.push(if still { 120 } else { ((x * 4 + y + ms as usize / 10) % 256) as u8 });
+            pixels.push(if still {
+                120
+            } else {
+                ((x * 4 + y + ms as usize / 10) % 256) as u8
+            });
         }
     }
     pixels.resize(w * h * 3 / 2, 128);
@@ -64,13 +68,23 @@ fn video_params_are_checked_at_validation() {
             .expect_err("rejected")
             .to_string()
     };
-    let err = reject("nodes: [{id: v, node_type: VideoFormatConverterNode, params: {pixel_format: bgr}}]");
-    assert!(err.contains("node 'v'") && err.contains("pixel_format"), "{err}");
+    let err = reject(
+        "nodes: [{id: v, node_type: VideoFormatConverterNode, params: {pixel_format: bgr}}]",
+    );
+    assert!(
+        err.contains("node 'v'") && err.contains("pixel_format"),
+        "{err}"
+    );
     let err = reject("nodes: [{id: v, node_type: VideoFormatConverterNode, params: {width: 0}}]");
     assert!(err.contains("'width'") || err.contains("width"), "{err}");
-    let err = reject("nodes: [{id: f, node_type: VideoFreezeDetectorNode, params: {threshold: 2}}]");
-    assert!(err.contains("node 'f'") && err.contains("threshold"), "{err}");
-    let err = reject("nodes: [{id: b, node_type: BlackFrameDetectorNode, params: {pixel_ratio: -1}}]");
+    let err =
+        reject("nodes: [{id: f, node_type: VideoFreezeDetectorNode, params: {threshold: 2}}]");
+    assert!(
+        err.contains("node 'f'") && err.contains("threshold"),
+        "{err}"
+    );
+    let err =
+        reject("nodes: [{id: b, node_type: BlackFrameDetectorNode, params: {pixel_ratio: -1}}]");
     assert!(err.contains("pixel_ratio"), "{err}");
     let err = reject("nodes: [{id: s, node_type: AVSyncNode, params: {window: 5}}]");
     assert!(err.contains("window"), "{err}");
