@@ -584,8 +584,10 @@ impl PoolInner {
             }
             container.set_fate(fate);
             container.stop.notify_waiters();
-            pool.forget(&container);
+            // Removed first, then forgotten: until it is gone, the backend still knows it
+            // (and removes it when dropped, should this task not get to finish).
             let _ = pool.remove(&container.id, &container.domain).await;
+            pool.forget(&container);
         });
     }
 
@@ -661,8 +663,8 @@ impl PoolInner {
     async fn retire(&self, container: &Arc<Container>) {
         container.set_fate(Fate::Removed);
         container.stop.notify_waiters();
-        self.forget(container);
         let _ = self.remove(&container.id, &container.domain).await;
+        self.forget(container);
     }
 
     async fn remove(&self, id: &str, domain: &Path) -> Result<(), String> {
@@ -717,6 +719,28 @@ impl PoolInner {
             tracing::info!(container = %name, runtime = %owner, "removed a container a stopped runtime left");
             removed.push(name.trim_start_matches('/').to_owned());
         }
+        self.remove_orphan_directories();
         Ok(removed)
+    }
+
+    /// Removes the private directories whose runtime process is gone (its containers were
+    /// removed, but it did not get to remove their directories). Directory names end in
+    /// `-<pid>-<n>`; a directory of a live process (this one included) is kept.
+    fn remove_orphan_directories(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.domains_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let Some(pid) = pid else { continue };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let path = entry.path();
+            if std::fs::remove_dir_all(&path).is_ok() {
+                tracing::info!(directory = %path.display(), "removed a container directory a stopped runtime left");
+            }
+        }
     }
 }

@@ -607,8 +607,14 @@ async fn test_docker_cleanup_after_the_runtime_is_killed() {
         parts.next().expect("name").to_owned(),
         parts.next().expect("domain").to_owned(),
     );
+    let helper_pid = child.id();
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
+    // A directory whose container is already gone (the runtime died between removing the
+    // container and its directory): removed too, since its process is gone.
+    let orphan =
+        std::path::Path::new(&domain).with_file_name(format!("000000000000-{helper_pid}-99"));
+    std::fs::create_dir_all(orphan.join("services")).expect("orphan");
     let (_, backend) = runner_with(|_| {});
     let docker = backend.docker().await.expect("docker"); // connecting removes stale ones
     let _ = docker;
@@ -640,6 +646,7 @@ async fn test_docker_cleanup_after_the_runtime_is_killed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!std::path::Path::new(&domain).exists(), "{domain} was left");
+    assert!(!orphan.exists(), "{} was left", orphan.display());
 }
 
 #[tokio::test]
