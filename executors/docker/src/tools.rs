@@ -30,19 +30,27 @@ fn managed_filter() -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_owned(), vec![format!("{MANAGED_LABEL}=true")])])
 }
 
+/// The images this backend made.
+async fn managed_images(
+    docker: &bollard::Docker,
+) -> Result<Vec<bollard::models::ImageSummary>, String> {
+    let filters = managed_filter();
+    docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| format!("cannot list images: {e}"))
+}
+
 impl DockerBackend {
     /// Every image and container this backend made, on this engine.
     pub async fn list(&self) -> Result<Listing, String> {
         let docker = self.docker().await?;
         let filters = managed_filter();
-        let images = docker
-            .list_images(Some(
-                ListImagesOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| format!("cannot list images: {e}"))?;
+        let images = managed_images(&docker).await?;
         let containers = docker
             .list_containers(Some(
                 ListContainersOptionsBuilder::default()
@@ -104,17 +112,8 @@ impl DockerBackend {
             .collect();
         if images {
             let docker = self.docker().await?;
-            let filters = managed_filter();
-            let listed = docker
-                .list_images(Some(
-                    ListImagesOptionsBuilder::default()
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .map_err(|e| format!("cannot list images: {e}"))?;
             // Node images first: base images are their parents.
-            let mut listed: Vec<_> = listed.into_iter().collect();
+            let mut listed = managed_images(&docker).await?;
             listed.sort_by_key(|i| {
                 i.repo_tags
                     .iter()

@@ -1,6 +1,6 @@
 //! `BlackFrameDetectorNode`: the picture went black.
 
-use super::{frame_view, luma, round2, stream_json};
+use super::{frame_view, luma, Episode};
 use crate::data::RuntimeData;
 use crate::nodes::audio::streams::PerStream;
 use crate::nodes::builtin::BuiltinFactory;
@@ -8,7 +8,6 @@ use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
-use serde_json::json;
 use std::sync::Arc;
 
 /// Params of [`BlackFrameDetectorNode`].
@@ -63,9 +62,8 @@ impl NodeParams for BlackFrameDetectorParams {
 
 #[derive(Debug, Default)]
 struct Track {
-    black_since_ms: Option<f64>,
+    black: Episode,
     last_ms: f64,
-    alerted: bool,
 }
 
 /// Emits `{"alert": "black", "state": "start", "start_ms", "stream_id"}` once frames
@@ -105,16 +103,6 @@ impl Default for BlackFrameDetectorNode {
     }
 }
 
-fn end_event(since: f64, until: f64, stream: Option<&Arc<str>>) -> RuntimeData {
-    RuntimeData::Json(json!({
-        "alert": "black",
-        "state": "end",
-        "start_ms": round2(since),
-        "duration_ms": round2((until - since).max(0.0)),
-        "stream_id": stream_json(stream),
-    }))
-}
-
 impl Node for BlackFrameDetectorNode {
     fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
         let Some(frame) = frame_view(&input)? else {
@@ -129,32 +117,24 @@ impl Node for BlackFrameDetectorNode {
         let track = self
             .tracks
             .get_or_insert_with(&stream, || Ok(Track::default()))?;
-        if black {
-            let since = *track.black_since_ms.get_or_insert(now);
-            if !track.alerted && now - since >= self.min_duration_ms {
-                track.alerted = true;
-                outputs.push(RuntimeData::Json(json!({
-                    "alert": "black",
-                    "state": "start",
-                    "start_ms": round2(since),
-                    "stream_id": stream_json(stream.as_ref()),
-                })));
-            }
+        let event = if black {
+            track
+                .black
+                .holds("black", now, now, self.min_duration_ms, stream.as_ref())
         } else {
-            if let (true, Some(since)) = (track.alerted, track.black_since_ms) {
-                outputs.push(end_event(since, now, stream.as_ref()));
-            }
-            track.black_since_ms = None;
-            track.alerted = false;
+            track.black.ends("black", now, stream.as_ref())
+        };
+        if let Some(event) = event {
+            outputs.push(event);
         }
         track.last_ms = now;
         Ok(())
     }
 
     fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
-        for (stream, track) in self.tracks.take_all() {
-            if let (true, Some(since)) = (track.alerted, track.black_since_ms) {
-                outputs.push(end_event(since, track.last_ms, stream.as_ref()));
+        for (stream, mut track) in self.tracks.take_all() {
+            if let Some(event) = track.black.ends("black", track.last_ms, stream.as_ref()) {
+                outputs.push(event);
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! `VideoFreezeDetectorNode`: the picture stopped changing.
 
-use super::{frame_view, luma, round2, stream_json};
+use super::{frame_view, luma, Episode};
 use crate::data::RuntimeData;
 use crate::nodes::audio::streams::PerStream;
 use crate::nodes::builtin::BuiltinFactory;
@@ -8,7 +8,6 @@ use crate::nodes::params::{ConfigurableNode, NodeParams};
 use crate::nodes::schema::ParamsSchema;
 use crate::nodes::{Node, Outputs};
 use crate::Result;
-use serde_json::json;
 use std::sync::Arc;
 
 /// Params of [`VideoFreezeDetectorNode`].
@@ -55,9 +54,8 @@ impl NodeParams for VideoFreezeDetectorParams {
 struct Track {
     previous: Option<(usize, usize, Vec<u8>)>,
     previous_ms: f64,
-    /// Media time of the first frame of the current still run.
-    still_since_ms: Option<f64>,
-    alerted: bool,
+    /// The current still run, from its first frame.
+    still: Episode,
 }
 
 /// Emits `{"alert": "freeze", "state": "start", "start_ms", "stream_id"}` once the
@@ -93,16 +91,6 @@ impl Default for VideoFreezeDetectorNode {
     }
 }
 
-fn end_event(since: f64, until: f64, stream: Option<&Arc<str>>) -> RuntimeData {
-    RuntimeData::Json(json!({
-        "alert": "freeze",
-        "state": "end",
-        "start_ms": round2(since),
-        "duration_ms": round2((until - since).max(0.0)),
-        "stream_id": stream_json(stream),
-    }))
-}
-
 impl Node for VideoFreezeDetectorNode {
     fn process(&mut self, input: RuntimeData, outputs: &mut Outputs) -> Result<()> {
         let Some(frame) = frame_view(&input)? else {
@@ -128,23 +116,19 @@ impl Node for VideoFreezeDetectorNode {
             }
             _ => false,
         };
-        if still {
-            let since = *track.still_since_ms.get_or_insert(track.previous_ms);
-            if !track.alerted && now - since >= self.freeze_ms {
-                track.alerted = true;
-                outputs.push(RuntimeData::Json(json!({
-                    "alert": "freeze",
-                    "state": "start",
-                    "start_ms": round2(since),
-                    "stream_id": stream_json(stream.as_ref()),
-                })));
-            }
+        let event = if still {
+            track.still.holds(
+                "freeze",
+                track.previous_ms,
+                now,
+                self.freeze_ms,
+                stream.as_ref(),
+            )
         } else {
-            if let (true, Some(since)) = (track.alerted, track.still_since_ms) {
-                outputs.push(end_event(since, now, stream.as_ref()));
-            }
-            track.still_since_ms = None;
-            track.alerted = false;
+            track.still.ends("freeze", now, stream.as_ref())
+        };
+        if let Some(event) = event {
+            outputs.push(event);
         }
         track.previous = Some((frame.width, frame.height, luma.into_owned()));
         track.previous_ms = now;
@@ -152,9 +136,12 @@ impl Node for VideoFreezeDetectorNode {
     }
 
     fn flush(&mut self, outputs: &mut Outputs) -> Result<()> {
-        for (stream, track) in self.tracks.take_all() {
-            if let (true, Some(since)) = (track.alerted, track.still_since_ms) {
-                outputs.push(end_event(since, track.previous_ms, stream.as_ref()));
+        for (stream, mut track) in self.tracks.take_all() {
+            if let Some(event) = track
+                .still
+                .ends("freeze", track.previous_ms, stream.as_ref())
+            {
+                outputs.push(event);
             }
         }
         Ok(())

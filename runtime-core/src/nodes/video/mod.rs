@@ -115,6 +115,60 @@ pub(crate) fn luma_of(r: u8, g: u8, b: u8) -> u8 {
     ((77 * r as u32 + 150 * g as u32 + 29 * b as u32 + 128) >> 8) as u8
 }
 
+/// A condition that lasts (a freeze, a black stretch) on one track: reported with a start
+/// event once it has lasted long enough, and an end event with its real length.
+#[derive(Debug, Default)]
+pub(crate) struct Episode {
+    since_ms: Option<f64>,
+    alerted: bool,
+}
+
+impl Episode {
+    /// The condition holds at `now`; if it is new, it began at `began`. Returns the start
+    /// event `{"alert", "state": "start", "start_ms", "stream_id"}` once it has lasted
+    /// `min_ms`.
+    pub(crate) fn holds(
+        &mut self,
+        alert: &str,
+        began: f64,
+        now: f64,
+        min_ms: f64,
+        stream: Option<&Arc<str>>,
+    ) -> Option<RuntimeData> {
+        let since = *self.since_ms.get_or_insert(began);
+        if self.alerted || now - since < min_ms {
+            return None;
+        }
+        self.alerted = true;
+        Some(RuntimeData::Json(serde_json::json!({
+            "alert": alert,
+            "state": "start",
+            "start_ms": round2(since),
+            "stream_id": stream_json(stream),
+        })))
+    }
+
+    /// The condition stopped at `now`: the end event `{"alert", "state": "end",
+    /// "start_ms", "duration_ms", "stream_id"}` if a start was reported.
+    pub(crate) fn ends(
+        &mut self,
+        alert: &str,
+        now: f64,
+        stream: Option<&Arc<str>>,
+    ) -> Option<RuntimeData> {
+        let since = self.since_ms.take();
+        let alerted = std::mem::take(&mut self.alerted);
+        let since = since.filter(|_| alerted)?;
+        Some(RuntimeData::Json(serde_json::json!({
+            "alert": alert,
+            "state": "end",
+            "start_ms": round2(since),
+            "duration_ms": round2((now - since).max(0.0)),
+            "stream_id": stream_json(stream),
+        })))
+    }
+}
+
 /// Rounded to two decimals, for JSON.
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
