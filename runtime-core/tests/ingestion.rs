@@ -55,7 +55,7 @@ async fn decode(config: IngestConfig) -> remotemedia_runtime_core::Result<Decode
     if let Some(error) = stream.error() {
         return Err(error.clone());
     }
-    assert_eq!(source.status(), IngestStatus::Finished);
+    assert_eq!(source.status(), IngestStatus::Disconnected);
     Ok(out)
 }
 
@@ -377,7 +377,15 @@ async fn unknown_scheme_lists_the_registered_ones() {
         .expect("no rtsp plugin");
     assert_eq!(
         err.to_string(),
-        "cannot ingest rtsp://camera/stream: no ingest plugin handles the rtsp:// scheme (registered: file://, -, bare paths)"
+        "cannot ingest rtsp://camera/stream: no ingest plugin handles the rtsp:// scheme (registered: file://, -, bare paths); rtmp:// rtmps:// rtsp:// rtsps:// udp:// srt:// rtp:// are read by the ingest-rtmp adapter (crate remotemedia-ingest-rtmp: register its RtmpIngestPlugin)"
+    );
+    let err = global_ingest_registry()
+        .create_from_uri(&IngestConfig::from_url("gopher://x/y"))
+        .err()
+        .expect("no gopher plugin");
+    assert_eq!(
+        err.to_string(),
+        "cannot ingest gopher://x/y: no ingest plugin handles the gopher:// scheme (registered: file://, -, bare paths)"
     );
 }
 
@@ -406,7 +414,7 @@ async fn stopping_ends_the_stream() {
     let mut stream = source.start().await.expect("start");
     assert!(stream.recv().await.is_some());
     source.stop().await.expect("stop");
-    assert_eq!(source.status(), IngestStatus::Stopped);
+    assert_eq!(source.status(), IngestStatus::Disconnected);
     let mut remaining = 0;
     while stream.recv().await.is_some() {
         remaining += 1;

@@ -134,7 +134,7 @@ mod custom_plugin {
             Ok(())
         }
         fn status(&self) -> IngestStatus {
-            IngestStatus::Running
+            IngestStatus::Connected
         }
     }
 

@@ -1,13 +1,12 @@
 //! [`FileIngestPlugin`]: local files and stdin, decoded in pure Rust by symphonia.
 
 use super::integrity;
+use super::AudioConversion;
 use super::{
-    IngestConfig, IngestPlugin, IngestSender, IngestSource, IngestStatus, IngestStream, MediaInfo,
-    PcmEncoding, RawPcmFormat, TrackInfo,
+    IngestConfig, IngestPlugin, IngestSender, IngestSource, IngestStatus, IngestStatusCell,
+    IngestStream, MediaInfo, PcmEncoding, RawPcmFormat, TrackInfo,
 };
 use crate::data::RuntimeData;
-use crate::nodes::audio::{AudioFormatConverterNode, FastResampleNode, ResampleQuality};
-use crate::nodes::{Node, Outputs};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use std::io::Read;
@@ -54,7 +53,7 @@ impl IngestPlugin for FileIngestPlugin {
         self.validate(&config)?;
         Ok(Arc::new(FileIngestSource {
             config,
-            status: Arc::new(Mutex::new(IngestStatus::Idle)),
+            status: Arc::new(IngestStatusCell::new()),
             stop: Arc::new(AtomicBool::new(false)),
         }))
     }
@@ -82,6 +81,10 @@ impl IngestPlugin for FileIngestPlugin {
         if config.audio_channels == Some(0) {
             return Err(fail("requested channel count is 0".to_owned()));
         }
+        config
+            .track_selection
+            .check()
+            .map_err(|e| fail(e.to_string()))?;
         if let Input::File(path) = Input::of(config) {
             if !path.exists() {
                 return Err(fail("file not found".to_owned()));
@@ -111,16 +114,8 @@ impl Input {
 
 struct FileIngestSource {
     config: IngestConfig,
-    status: Arc<Mutex<IngestStatus>>,
+    status: Arc<IngestStatusCell>,
     stop: Arc<AtomicBool>,
-}
-
-fn set_status(status: &Mutex<IngestStatus>, new: IngestStatus) {
-    let mut current = status.lock().unwrap_or_else(|p| p.into_inner());
-    // A stop wins over whatever the decoding thread reports afterwards.
-    if *current != IngestStatus::Stopped {
-        *current = new;
-    }
 }
 
 #[async_trait]
@@ -132,7 +127,8 @@ impl IngestSource for FileIngestSource {
         let stop = Arc::clone(&self.stop);
         let status = Arc::clone(&self.status);
         stop.store(false, Ordering::SeqCst);
-        set_status(&self.status, IngestStatus::Running);
+        self.status.restart();
+        self.status.set(IngestStatus::Connecting);
         let panicked: Arc<Mutex<Option<String>>> = Arc::default();
         let thread_panicked = Arc::clone(&panicked);
         std::thread::Builder::new()
@@ -160,9 +156,9 @@ impl IngestSource for FileIngestSource {
                     })
                 });
                 match result {
-                    Ok(()) => set_status(&status, IngestStatus::Finished),
+                    Ok(()) => status.set(IngestStatus::Disconnected),
                     Err(error) => {
-                        set_status(&status, IngestStatus::Failed(error.to_string()));
+                        status.set(IngestStatus::Error(error.to_string()));
                         sender.blocking_fail(error);
                     }
                 }
@@ -172,9 +168,15 @@ impl IngestSource for FileIngestSource {
                 message: format!("cannot start the decoding thread: {e}"),
             })?;
         match info_rx.await {
-            Ok(Ok(info)) => Ok(IngestStream::from_parts(rx, info)),
+            Ok(Ok(info)) => {
+                // The decoding thread may already have finished a short file.
+                if self.status.get() == IngestStatus::Connecting {
+                    self.status.set(IngestStatus::Connected);
+                }
+                Ok(IngestStream::from_parts(rx, info))
+            }
             Ok(Err(error)) => {
-                set_status(&self.status, IngestStatus::Failed(error.to_string()));
+                self.status.set(IngestStatus::Error(error.to_string()));
                 Err(error)
             }
             Err(_) => Err(Error::Ingest {
@@ -192,15 +194,16 @@ impl IngestSource for FileIngestSource {
 
     async fn stop(&self) -> Result<()> {
         self.stop.store(true, Ordering::SeqCst);
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = IngestStatus::Stopped;
+        self.status.stop();
         Ok(())
     }
 
     fn status(&self) -> IngestStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.status.get()
+    }
+
+    fn status_updates(&self) -> Option<tokio::sync::watch::Receiver<IngestStatus>> {
+        Some(self.status.subscribe())
     }
 }
 
@@ -214,92 +217,37 @@ impl IngestStream {
     }
 }
 
-/// Channel and rate conversion requested by the config, built from the audio nodes.
+/// A track's [`AudioConversion`], with timestamps counted from the frames decoded.
 struct Conversion {
-    stream_id: Arc<str>,
-    channels: Option<AudioFormatConverterNode>,
-    resample: Option<FastResampleNode>,
-    source_rate: u32,
-    source_channels: u16,
+    inner: AudioConversion,
     frames_in: u64,
-    outputs: Outputs,
 }
 
 impl Conversion {
     fn new(config: &IngestConfig, stream_id: &str, rate: u32, channels: u16) -> Self {
         Self {
-            stream_id: Arc::from(stream_id),
-            channels: config
-                .audio_channels
-                .filter(|&c| c != channels)
-                .map(|c| AudioFormatConverterNode::new(Some(c))),
-            resample: config
-                .audio_sample_rate
-                .filter(|&r| r != rate)
-                .map(|r| FastResampleNode::new(r, ResampleQuality::Medium)),
-            source_rate: rate,
-            source_channels: channels,
+            inner: AudioConversion::new(config, stream_id, rate, channels),
             frames_in: 0,
-            outputs: Outputs::new(),
         }
     }
 
     /// Converts one decoded block and sends the result. False when the reader is gone.
-    /// A sample that is not a finite number (a float WAV can hold NaN) is an error naming
-    /// the track and the media time.
     fn push(&mut self, samples: Vec<f32>, sender: &IngestSender) -> Result<bool> {
-        let channels = usize::from(self.source_channels.max(1));
-        if let Some(index) = crate::data::first_non_finite(&samples) {
-            let frame = self.frames_in + (index / channels) as u64;
-            return Err(Error::InvalidData(format!(
-                "sample {} of {} (at {:.3} s) is {}: samples must be finite numbers",
-                index + (self.frames_in as usize) * channels,
-                self.stream_id,
-                frame as f64 / f64::from(self.source_rate.max(1)),
-                samples[index]
-            )));
-        }
-        let frames = (samples.len() / channels) as u64;
-        let item = RuntimeData::Audio {
-            samples: samples.into(),
-            sample_rate: self.source_rate,
-            channels: self.source_channels,
-            stream_id: Some(Arc::clone(&self.stream_id)),
-            timestamp_us: crate::nodes::audio::dsp::frames_to_us(self.frames_in, self.source_rate),
-        };
-        self.frames_in += frames;
-        self.run(Some(item), sender)
+        let (rate, channels) = self.inner.source_format();
+        let timestamp_us = crate::nodes::audio::dsp::frames_to_us(self.frames_in, rate);
+        self.frames_in += (samples.len() / usize::from(channels.max(1))) as u64;
+        let items = self.inner.convert(samples, timestamp_us)?;
+        Ok(send_all(items, sender))
     }
 
     fn finish(&mut self, sender: &IngestSender) -> Result<bool> {
-        self.run(None, sender)
+        let items = self.inner.finish()?;
+        Ok(send_all(items, sender))
     }
+}
 
-    fn run(&mut self, item: Option<RuntimeData>, sender: &IngestSender) -> Result<bool> {
-        let mut stage: Vec<RuntimeData> = item.into_iter().collect();
-        let flushing = stage.is_empty();
-        for node in [
-            self.channels.as_mut().map(|n| n as &mut dyn Node),
-            self.resample.as_mut().map(|n| n as &mut dyn Node),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for data in stage.drain(..) {
-                node.process(data, &mut self.outputs)?;
-            }
-            if flushing {
-                node.flush(&mut self.outputs)?;
-            }
-            stage.extend(self.outputs.drain());
-        }
-        for data in stage {
-            if !sender.blocking_send(data) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
+fn send_all(items: Vec<RuntimeData>, sender: &IngestSender) -> bool {
+    items.into_iter().all(|data| sender.blocking_send(data))
 }
 
 struct DecodedTrack {
@@ -342,6 +290,15 @@ fn decode_source(
         }
     };
 
+    // Symphonia lists video tracks with no codec: such a file needs the video decoder.
+    let holds_video = reader
+        .tracks()
+        .iter()
+        .any(|t| t.codec_params.codec == CODEC_TYPE_NULL);
+    if holds_video && config.track_selection.selects("video:0", 0) {
+        let _ = info_tx.send(Err(fail(video_file_hint(&format_name))));
+        return Ok(());
+    }
     let mut info = MediaInfo {
         format: Some(format_name.clone()),
         tracks: Vec::new(),
@@ -356,7 +313,10 @@ fn decode_source(
     for (index, track) in audio_tracks.iter().enumerate() {
         let stream_id = format!("audio:{index}");
         let params = &track.codec_params;
-        let selected = config.track_selection.selects(&stream_id, index);
+        let selected =
+            config
+                .track_selection
+                .selects_track(&stream_id, index, track.language.as_deref());
         let codec = symphonia::default::get_codecs()
             .get_codec(params.codec)
             .map_or_else(
@@ -376,6 +336,9 @@ fn decode_source(
             channels: config.audio_channels.or(channels),
             duration_us,
             selected,
+            language: track.language.clone(),
+            width: None,
+            height: None,
         });
         if !selected {
             continue;
@@ -530,6 +493,13 @@ fn decode_source(
     Ok(())
 }
 
+/// The error for a video file, naming the adapter that decodes it.
+fn video_file_hint(format_name: &str) -> String {
+    format!(
+        "this {format_name} file holds video, which the file ingest does not decode: video files are read by the ingest-rtmp adapter (crate remotemedia-ingest-rtmp, registered with its RtmpIngestPlugin; in the remotemedia command, the ingest-rtmp cargo feature); to read only its audio here, select the audio track (audio:0)"
+    )
+}
+
 /// Opens the input's container: the reader, the format's name, and whether the header
 /// declares its length unknown (a WAV streamed to a pipe).
 fn open_container(
@@ -602,6 +572,15 @@ fn open_container(
                 return fail(format!("truncated: the OGG stream is incomplete: {why}"));
             }
             let reads = integrity::READ_FORMATS;
+            let video_extension = file_path
+                .as_deref()
+                .and_then(|p| p.extension())
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .filter(|e| super::VIDEO_FILE_EXTENSIONS.contains(&e.as_str()));
+            if let Some(extension) = video_extension {
+                return fail(format!("{} ({e})", video_file_hint(&extension)));
+            }
             match (file_path.is_some(), integrity::container_name(magic)) {
                 (true, Some(found)) if integrity::is_read_format(found) => fail(format!(
                     "the file is {found}, but what it holds cannot be read: {e} (the file ingest decodes {})",
@@ -655,6 +634,9 @@ fn raw_pcm_info(config: &IngestConfig, format: RawPcmFormat) -> MediaInfo {
             channels: config.audio_channels.or(Some(format.channels)),
             duration_us: None,
             selected: true,
+            language: None,
+            width: None,
+            height: None,
         }],
     }
 }

@@ -42,22 +42,25 @@
 //! Send `Err` through the sender to report a failure mid-stream; dropping the sender ends
 //! the stream. Register with `global_ingest_registry().register(Arc::new(MyPlugin))`.
 
+mod convert;
 #[cfg(feature = "native")]
 mod file;
 #[cfg(feature = "native")]
 mod integrity;
 
+pub use convert::AudioConversion;
 #[cfg(feature = "native")]
 pub use file::FileIngestPlugin;
 
-use crate::data::RuntimeData;
+use crate::data::{PixelFormat, RuntimeData};
 use crate::{Error, Result};
 use async_trait::async_trait;
 use std::sync::{Arc, OnceLock, RwLock};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Which tracks of a multi-track source to deliver. Tracks are tagged `"audio:0"`,
-/// `"audio:1"`, `"video:0"`, `"subtitle:0"`, ... in the order the container lists them.
+/// `"audio:1"`, `"video:0"`, `"subtitle:0"`, ... in the order the container lists them
+/// (numbered per kind).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TrackSelection {
     /// The first audio track and the first video track.
@@ -65,20 +68,102 @@ pub enum TrackSelection {
     FirstAudioVideo,
     /// Every track.
     All,
-    /// The tracks with these tags (e.g. `vec!["audio:1".into()]`).
+    /// The tracks matching any of these selectors, each `KIND` (every track of the kind:
+    /// `audio`, `video`, `subtitle`), `KIND:INDEX` (one track: `audio:1`) or `KIND:LANGUAGE`
+    /// (the tracks of the kind whose language tag is LANGUAGE, e.g. `audio:eng`, compared
+    /// without case). See [`TrackSelection::check`].
     Specific(Vec<String>),
 }
 
+/// The live-stream schemes the `ingest-rtmp` adapter (`remotemedia-ingest-rtmp`) reads,
+/// named in the error for such a URL when no plugin is registered for it.
+pub const LIVE_SCHEMES: [&str; 7] = [
+    "rtmp://", "rtmps://", "rtsp://", "rtsps://", "udp://", "srt://", "rtp://",
+];
+
+/// Extensions of the video containers the `ingest-rtmp` adapter decodes; the file plugin
+/// names the adapter when such a file holds video.
+pub const VIDEO_FILE_EXTENSIONS: [&str; 10] = [
+    "mp4", "m4v", "mkv", "webm", "mov", "ts", "m2ts", "mts", "flv", "avi",
+];
+
+/// The kinds of tracks a source delivers.
+pub const TRACK_KINDS: [&str; 3] = ["audio", "video", "subtitle"];
+
 impl TrackSelection {
-    /// Whether the track tagged `stream_id` (`index` among tracks of its kind) is selected.
+    /// A [`TrackSelection::Specific`] of these selectors.
+    pub fn specific<S: Into<String>>(selectors: impl IntoIterator<Item = S>) -> Self {
+        TrackSelection::Specific(selectors.into_iter().map(Into::into).collect())
+    }
+
+    /// Checks every selector of a `Specific` selection: an unknown kind or an empty part is
+    /// an error naming the selector.
+    pub fn check(&self) -> Result<()> {
+        let TrackSelection::Specific(selectors) = self else {
+            return Ok(());
+        };
+        if selectors.is_empty() {
+            return Err(Error::InvalidData(
+                "the track selection lists no track".to_owned(),
+            ));
+        }
+        for selector in selectors {
+            let (kind, rest) = match selector.split_once(':') {
+                Some((kind, rest)) => (kind, Some(rest)),
+                None => (selector.as_str(), None),
+            };
+            let bad = |why: &str| {
+                Error::InvalidData(format!(
+                    "track selector '{selector}' {why} (expected KIND, KIND:INDEX or KIND:LANGUAGE with KIND one of {}, e.g. audio:1 or audio:eng)",
+                    TRACK_KINDS.join(", ")
+                ))
+            };
+            if !TRACK_KINDS.contains(&kind) {
+                return Err(bad("has an unknown kind"));
+            }
+            if let Some(rest) = rest {
+                let index = rest.parse::<usize>().is_ok();
+                let language = !rest.is_empty()
+                    && rest.len() <= 16
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+                if !index && !language {
+                    return Err(bad("has neither an index nor a language after the colon"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the track tagged `stream_id` (`index` among tracks of its kind) is selected,
+    /// for a track with no language tag.
     pub fn selects(&self, stream_id: &str, index_of_kind: usize) -> bool {
+        self.selects_track(stream_id, index_of_kind, None)
+    }
+
+    /// Whether the track tagged `stream_id` (`index` among tracks of its kind, with the
+    /// language tag `language`) is selected.
+    pub fn selects_track(
+        &self,
+        stream_id: &str,
+        index_of_kind: usize,
+        language: Option<&str>,
+    ) -> bool {
+        let kind = stream_id.split(':').next().unwrap_or("");
         match self {
             TrackSelection::FirstAudioVideo => {
-                index_of_kind == 0
-                    && (stream_id.starts_with("audio:") || stream_id.starts_with("video:"))
+                index_of_kind == 0 && (kind == "audio" || kind == "video")
             }
             TrackSelection::All => true,
-            TrackSelection::Specific(ids) => ids.iter().any(|id| id == stream_id),
+            TrackSelection::Specific(selectors) => selectors.iter().any(|selector| match selector
+                .split_once(':')
+            {
+                None => selector == kind,
+                Some((k, rest)) if k == kind => match rest.parse::<usize>() {
+                    Ok(index) => index == index_of_kind,
+                    Err(_) => language.is_some_and(|l| l.eq_ignore_ascii_case(rest)),
+                },
+                Some(_) => false,
+            }),
         }
     }
 }
@@ -160,6 +245,10 @@ impl RawPcmFormat {
 }
 
 /// What to ingest and how to deliver it.
+///
+/// Audio, video and live-input settings are honoured by the plugins that deliver such
+/// data: the built-in file plugin decodes audio only; the `ingest-rtmp` adapter
+/// (`remotemedia-ingest-rtmp`) decodes video and reads live streams.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestConfig {
     /// Source URL or path (`file:///a.wav`, `a.flac`, `-` for stdin, `rtsp://...`).
@@ -174,6 +263,28 @@ pub struct IngestConfig {
     pub reconnect: ReconnectPolicy,
     /// Format of headerless PCM input; stdin without it is probed (WAV, FLAC, ...).
     pub raw_pcm: Option<RawPcmFormat>,
+    /// Scale video to this width (None: the source's; with only `video_height` set, the
+    /// width that keeps the aspect ratio).
+    pub video_width: Option<u32>,
+    /// Scale video to this height (None: the source's, or the aspect-keeping height).
+    pub video_height: Option<u32>,
+    /// Deliver video frames in this pixel format (None: `yuv420p`). `encoded` is not a
+    /// decoded format and is refused.
+    pub video_pixel_format: Option<PixelFormat>,
+    /// Deliver at most this many video frames per second of media time; frames in
+    /// between are dropped (None: every frame).
+    pub video_max_fps: Option<f64>,
+    /// Live sources: how long opening the input may take, in milliseconds — connecting
+    /// and reading the stream's header; in listen mode, waiting for the publisher (None:
+    /// the plugin's default, 10 s; in listen mode, wait until stopped).
+    pub connect_timeout_ms: Option<u64>,
+    /// Live sources: how long the input may stay silent before it counts as lost, in
+    /// milliseconds (None: the plugin's default, 10 s).
+    pub read_timeout_ms: Option<u64>,
+    /// Live sources: be the server the publisher pushes to (RTMP, RTSP, SRT listener) or
+    /// bind the UDP port, instead of connecting to a server. The URL's host and port are
+    /// the address to listen on.
+    pub listen: bool,
 }
 
 impl IngestConfig {
@@ -197,19 +308,98 @@ impl IngestConfig {
     }
 }
 
-/// Where a source is in its life.
+/// Where a source is in its life: `Idle` → `Connecting` → `Connected`, then for a live
+/// source that loses its input `Reconnecting { attempt, max }` → `Connected` again, and at
+/// the end `Disconnected` (the input ended cleanly, or the source was stopped) or `Error`.
+/// A file is `Connected` while it is being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestStatus {
     /// Created, not started.
     Idle,
+    /// Opening the input (connecting, or waiting for the publisher in listen mode).
+    Connecting,
     /// Delivering data.
-    Running,
-    /// Reached the end of its input.
-    Finished,
-    /// Stopped by [`IngestSource::stop`].
-    Stopped,
-    /// Ended with an error.
-    Failed(String),
+    Connected,
+    /// The input was lost; attempt `attempt` of `max` to get it back is under way.
+    Reconnecting {
+        /// This attempt, from 1.
+        attempt: u32,
+        /// The policy's attempts.
+        max: u32,
+    },
+    /// Ended without an error: end of input, a publisher that finished, or a stop.
+    Disconnected,
+    /// Ended with this error.
+    Error(String),
+}
+
+impl IngestStatus {
+    /// Whether the source has ended (`Disconnected` or `Error`).
+    pub fn is_final(&self) -> bool {
+        matches!(self, IngestStatus::Disconnected | IngestStatus::Error(_))
+    }
+}
+
+/// A source's status, shared between the source and its producer, with updates for
+/// watchers ([`IngestSource::status_updates`]). After [`stop`](Self::stop) the status
+/// stays `Disconnected` until the next [`restart`](Self::restart): what a producer
+/// reports after a stop does not override it.
+#[derive(Debug)]
+pub struct IngestStatusCell {
+    tx: watch::Sender<IngestStatus>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Default for IngestStatusCell {
+    fn default() -> Self {
+        Self {
+            tx: watch::Sender::new(IngestStatus::Idle),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl IngestStatusCell {
+    /// A cell holding `Idle`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current status.
+    pub fn get(&self) -> IngestStatus {
+        self.tx.borrow().clone()
+    }
+
+    /// Sets the status, unless the source was stopped.
+    pub fn set(&self, status: IngestStatus) {
+        use std::sync::atomic::Ordering;
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        self.tx.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+
+    /// Marks the source stopped: `Disconnected`, and later updates are ignored.
+    pub fn stop(&self) {
+        self.set(IngestStatus::Disconnected);
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Clears a stop, for a source that starts again.
+    pub fn restart(&self) {
+        self.stopped
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> watch::Receiver<IngestStatus> {
+        self.tx.subscribe()
+    }
 }
 
 /// One track of a source, as found when it started.
@@ -227,6 +417,12 @@ pub struct TrackInfo {
     pub duration_us: Option<u64>,
     /// Whether the track is delivered (per the track selection).
     pub selected: bool,
+    /// The track's language tag, when the container states one (`"eng"`).
+    pub language: Option<String>,
+    /// Width of the delivered video (after any requested scaling).
+    pub width: Option<u32>,
+    /// Height of the delivered video (after any requested scaling).
+    pub height: Option<u32>,
 }
 
 /// What a started source found in its input.
@@ -334,6 +530,13 @@ impl IngestStream {
     pub fn media_info(&self) -> &MediaInfo {
         &self.info
     }
+
+    /// The same stream with `info` as its media info: for a plugin that makes the channel
+    /// before its input is open (the producer needs the sender first).
+    pub fn with_media_info(mut self, info: MediaInfo) -> Self {
+        self.info = info;
+        self
+    }
 }
 
 /// One configured media source.
@@ -348,6 +551,12 @@ pub trait IngestSource: Send + Sync {
 
     /// The source's current state.
     fn status(&self) -> IngestStatus;
+
+    /// A receiver of the source's status changes, for sources that report them (both
+    /// built-in plugins do); `None` otherwise.
+    fn status_updates(&self) -> Option<watch::Receiver<IngestStatus>> {
+        None
+    }
 }
 
 /// A factory for sources of some URL schemes.
@@ -366,6 +575,12 @@ pub trait IngestPlugin: Send + Sync {
     fn validate(&self, config: &IngestConfig) -> Result<(), Error> {
         let _ = config;
         Ok(())
+    }
+
+    /// File extensions (lower case, without the dot) whose local files this plugin reads
+    /// instead of the file plugin, e.g. a video decoder claiming `mp4`. None by default.
+    fn file_extensions(&self) -> &'static [&'static str] {
+        &[]
     }
 }
 
@@ -427,22 +642,51 @@ impl IngestRegistry {
             .collect()
     }
 
-    /// The plugin that handles `config.url`.
+    /// The plugin that handles `config.url`: by scheme; a local path (bare or `file://`)
+    /// goes to a plugin that claims its extension ([`IngestPlugin::file_extensions`]),
+    /// else to the file plugin.
     pub fn plugin_for(&self, config: &IngestConfig) -> Result<Arc<dyn IngestPlugin>> {
         let wanted = config.scheme().unwrap_or("file://");
-        self.read()
+        let plugins = self.read();
+        if wanted == "file://" {
+            let path = config.url.strip_prefix("file://").unwrap_or(&config.url);
+            let extension = std::path::Path::new(path)
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if let Some(extension) = extension {
+                let claimed = plugins
+                    .iter()
+                    .find(|p| p.file_extensions().contains(&extension.as_str()));
+                if let Some(plugin) = claimed {
+                    return Ok(Arc::clone(plugin));
+                }
+            }
+        }
+        plugins
             .iter()
             .find(|p| p.schemes().contains(&wanted))
             .cloned()
             .ok_or_else(|| {
-                let mut schemes = self.schemes();
+                let mut schemes: Vec<&str> = plugins
+                    .iter()
+                    .flat_map(|p| p.schemes().iter().copied())
+                    .collect();
                 if schemes.contains(&"file://") {
                     schemes.push("bare paths");
                 }
+                let hint = if LIVE_SCHEMES.contains(&wanted) {
+                    format!(
+                        "; {} are read by the ingest-rtmp adapter (crate remotemedia-ingest-rtmp: register its RtmpIngestPlugin)",
+                        LIVE_SCHEMES.join(" ")
+                    )
+                } else {
+                    String::new()
+                };
                 Error::Ingest {
                     source_url: config.url.clone(),
                     message: format!(
-                        "no ingest plugin handles {} (registered: {})",
+                        "no ingest plugin handles {} (registered: {}){hint}",
                         if config.scheme().is_some() {
                             format!("the {wanted} scheme")
                         } else {

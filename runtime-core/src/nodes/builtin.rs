@@ -65,6 +65,7 @@ pub(crate) fn register_builtins(registry: &mut NodeRegistry) {
         super::passthrough::factory(),
         super::calculator::factory(),
         super::text_collector::factory(),
+        super::filter::factory(),
     ];
     for factory in utility
         .into_iter()

@@ -38,6 +38,7 @@
 pub mod audio;
 mod builtin;
 mod calculator;
+mod filter;
 pub mod params;
 mod passthrough;
 pub mod registry;
@@ -47,6 +48,7 @@ pub mod video;
 
 pub use audio::AudioChunkerNode;
 pub use calculator::CalculatorNode;
+pub use filter::{TypeFilterNode, TypeFilterParams};
 pub use passthrough::PassThroughNode;
 pub use text_collector::{TextCollectorNode, TextCollectorParams};
 

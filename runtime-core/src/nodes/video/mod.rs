@@ -9,7 +9,7 @@ mod black;
 mod convert;
 mod freeze;
 
-pub use avsync::{AVSyncNode, AVSyncParams};
+pub use avsync::{AVSyncMethod, AVSyncNode, AVSyncParams};
 pub use black::{BlackFrameDetectorNode, BlackFrameDetectorParams};
 pub use convert::{VideoFormatConverterNode, VideoFormatConverterParams};
 pub use freeze::{VideoFreezeDetectorNode, VideoFreezeDetectorParams};
