@@ -7,9 +7,10 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use output::{AudioTarget, Format, OutputSink, WavEncoding, Written, MEDIA_END_US};
-use remotemedia_runtime_core::data::RuntimeData;
+use remotemedia_runtime_core::data::{PixelFormat, RuntimeData};
 use remotemedia_runtime_core::ingestion::{
-    global_ingest_registry, IngestConfig, IngestSource, IngestStream, RawPcmFormat, TrackSelection,
+    global_ingest_registry, IngestConfig, IngestSource, IngestStatus, IngestStream, RawPcmFormat,
+    ReconnectPolicy, TrackSelection, LIVE_SCHEMES, VIDEO_FILE_EXTENSIONS,
 };
 use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::nodes::schema::ParamKind;
@@ -82,9 +83,11 @@ enum DockerCommand {
 struct RunArgs {
     /// The manifest (.json, .yaml or .yml).
     manifest: String,
-    /// Input: a file path, a file:// URL, another scheme an ingest plugin handles, or `-`
-    /// for stdin (WAV, AIFF, CAF, FLAC, MP3, AAC, OGG, MP4/M4A, MKV/WebM; raw PCM with
-    /// --raw-format).
+    /// Input: a file path, a file:// URL, a live stream URL (rtmp://, rtmps://, rtsp://,
+    /// rtsps://, udp://, srt://, rtp://; with the ingest-rtmp feature), or `-` for stdin
+    /// (WAV, AIFF, CAF, FLAC, MP3, AAC, OGG, MP4/M4A, MKV/WebM audio; raw PCM with
+    /// --raw-format). Video files (mp4, mkv, webm, mov, ts, ...) need the ingest-rtmp
+    /// feature.
     #[arg(
         short,
         long,
@@ -130,9 +133,40 @@ struct RunArgs {
     /// Declare headerless PCM on stdin: ENCODING:RATE:CHANNELS, e.g. s16le:16000:1.
     #[arg(long)]
     raw_format: Option<String>,
-    /// Ingest these tracks (e.g. audio:1); repeat for several; `all` for every track.
+    /// Ingest these tracks: KIND (audio, video, subtitle), KIND:INDEX (audio:1) or
+    /// KIND:LANGUAGE (audio:eng); repeat for several; `all` for every track. Default: the
+    /// first audio and the first video track.
     #[arg(long = "track")]
     tracks: Vec<String>,
+    /// Live input: be the server the publisher pushes to (RTMP, RTSP, SRT listener) at
+    /// the URL's address, instead of connecting to a server. UDP and RTP always listen.
+    #[arg(long)]
+    listen: bool,
+    /// Live input: seconds to connect (in listen mode: to wait for the publisher; default
+    /// unbounded there, 10 elsewhere).
+    #[arg(long, value_name = "SECONDS")]
+    connect_timeout: Option<f64>,
+    /// Live input: seconds without data after which the input counts as lost (default 10).
+    #[arg(long, value_name = "SECONDS")]
+    read_timeout: Option<f64>,
+    /// Live input: reconnection attempts after the input is lost (0: end at once), with
+    /// backoff from 0.5 s doubling to 10 s.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    reconnect: u32,
+    /// Video: scale frames to this width (with only one of --width/--height, the other
+    /// keeps the aspect ratio).
+    #[arg(long)]
+    width: Option<u32>,
+    /// Video: scale frames to this height.
+    #[arg(long)]
+    height: Option<u32>,
+    /// Video: deliver frames in this pixel format (yuv420p, nv12, rgb24, rgba32, gray8;
+    /// default yuv420p).
+    #[arg(long)]
+    pixel_format: Option<String>,
+    /// Video: deliver at most this many frames per second.
+    #[arg(long, value_name = "FPS")]
+    max_fps: Option<f64>,
     /// Never show the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -381,13 +415,100 @@ fn ingest_config(args: &RunArgs) -> Result<IngestConfig> {
         .as_deref()
         .map(RawPcmFormat::parse)
         .transpose()?;
+    let millis = |flag: &str, seconds: Option<f64>| -> Result<Option<u64>> {
+        match seconds {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => {
+                Ok(Some((s * 1000.0).ceil() as u64))
+            }
+            Some(s) => Err(anyhow!(
+                "--{flag} {s} is not a number of seconds in (0, 86400]"
+            )),
+        }
+    };
     Ok(IngestConfig {
         audio_sample_rate: args.sample_rate,
         audio_channels: args.channels,
         track_selection,
         raw_pcm,
+        reconnect: ReconnectPolicy {
+            max_attempts: args.reconnect,
+            ..ReconnectPolicy::default()
+        },
+        video_width: args.width,
+        video_height: args.height,
+        video_pixel_format: args
+            .pixel_format
+            .as_deref()
+            .map(PixelFormat::parse_named)
+            .transpose()?,
+        video_max_fps: args.max_fps,
+        connect_timeout_ms: millis("connect-timeout", args.connect_timeout)?,
+        read_timeout_ms: millis("read-timeout", args.read_timeout)?,
+        listen: args.listen,
         ..IngestConfig::from_url(args.input.clone().unwrap_or_default())
     })
+}
+
+/// Registers the live/video ingest adapter when the command is built with it.
+fn register_ingest_plugins() -> Result<()> {
+    #[cfg(feature = "ingest-rtmp")]
+    {
+        use std::sync::Once;
+        static ONCE: Once = Once::new();
+        let mut result = Ok(());
+        ONCE.call_once(|| {
+            result = global_ingest_registry()
+                .register(Arc::new(remotemedia_ingest_rtmp::RtmpIngestPlugin))
+                .map_err(anyhow::Error::from);
+        });
+        result?;
+    }
+    Ok(())
+}
+
+/// Whether `input` needs the ingest-rtmp adapter: a live URL or a video file.
+fn needs_adapter(input: &str) -> bool {
+    let lower = input.to_ascii_lowercase();
+    if LIVE_SCHEMES.iter().any(|s| lower.starts_with(s)) {
+        return true;
+    }
+    std::path::Path::new(&lower)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_FILE_EXTENSIONS.contains(&e))
+}
+
+/// The error for an input that needs the adapter, when this command lacks it.
+fn without_adapter(error: remotemedia_runtime_core::Error, input: &str) -> anyhow::Error {
+    if cfg!(feature = "ingest-rtmp") || !needs_adapter(input) {
+        return error.into();
+    }
+    anyhow!(
+        "{error}\nthis remotemedia command was built without the ingest-rtmp feature, which reads live streams and video files: build it with `cargo xtask cli` (installs FFmpeg's development packages and runs `cargo build --release -p remotemedia-cli --features ingest-rtmp`)"
+    )
+}
+
+/// Prints a live source's status changes to stderr.
+fn report_status(source: &Arc<dyn IngestSource>, url: &str, bar: &ProgressBar) {
+    let Some(mut updates) = source.status_updates() else {
+        return;
+    };
+    let url = url.to_owned();
+    let bar = bar.clone();
+    tokio::spawn(async move {
+        while updates.changed().await.is_ok() {
+            let status = updates.borrow_and_update().clone();
+            let line = match &status {
+                IngestStatus::Connected => format!("ingest: receiving {url}"),
+                IngestStatus::Reconnecting { attempt, max } => {
+                    format!("ingest: lost {url}; reconnecting (attempt {attempt} of {max})")
+                }
+                _ => continue,
+            };
+            bar.suspend(|| eprintln!("{line}"));
+        }
+    });
 }
 
 fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
@@ -396,8 +517,26 @@ fn progress_bar(args: &RunArgs, duration_us: Option<u64>) -> ProgressBar {
         && args.input.as_deref().is_some_and(|input| input != "-")
         && std::io::stderr().is_terminal()
         && std::io::stdout().is_terminal();
-    let Some(total_us) = duration_us.filter(|_| show) else {
+    if !show {
         return ProgressBar::hidden();
+    }
+    let Some(total_us) = duration_us else {
+        // A live stream: how much media has come, no end to show.
+        let live = args.input.as_deref().is_some_and(|i| {
+            LIVE_SCHEMES
+                .iter()
+                .any(|s| i.to_ascii_lowercase().starts_with(s))
+        });
+        if !live {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} live: {pos} ms of media, {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        return bar;
     };
     let bar = ProgressBar::with_draw_target(
         Some(total_us / 1000),
@@ -547,9 +686,29 @@ async fn run_validated(
     let mut input = if let Some(path) = &args.json_lines {
         Input::open_json_lines(path).await?
     } else if args.text.is_empty() && args.json.is_empty() {
+        register_ingest_plugins()?;
         let config = ingest_config(&args)?;
-        let source = global_ingest_registry().create_from_uri(&config)?;
-        let stream = source.start().await?;
+        let source = global_ingest_registry()
+            .create_from_uri(&config)
+            .map_err(|e| without_adapter(e, &config.url))?;
+        let live = LIVE_SCHEMES
+            .iter()
+            .any(|s| config.url.to_ascii_lowercase().starts_with(s));
+        if live {
+            report_status(&source, &config.url, &ProgressBar::hidden());
+            if config.listen {
+                eprintln!("ingest: waiting for a publisher at {}", config.url);
+            }
+        }
+        // Opening a live input can wait (for a publisher, a server): Ctrl-C ends it.
+        let stream = tokio::select! {
+            started = source.start() => started.map_err(|e| without_adapter(e, &config.url))?,
+            _ = tokio::signal::ctrl_c() => {
+                let _ = source.stop().await;
+                eprintln!("interrupted before the input opened");
+                return Ok(());
+            }
+        };
         Input::Media { source, stream }
     } else {
         Input::Items(command_line_items(&args)?.into_iter())
@@ -608,6 +767,9 @@ async fn run_validated(
                 bar.set_position(media_us / 1000);
                 let elapsed = started.elapsed().as_secs_f64().max(1e-6);
                 bar.set_message(format!("{:.0}x realtime", media_us as f64 / 1e6 / elapsed));
+            } else if let RuntimeData::Video { timestamp_us, .. } = &item.data {
+                let at = *timestamp_us;
+                item = item.with_metadata(MEDIA_END_US, at.to_string());
             }
             if let Err(error) = session.send_input(item).await {
                 send_error = Some(error);
@@ -712,4 +874,52 @@ async fn run_validated(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(not(feature = "ingest-rtmp"))]
+    fn live_urls_and_video_files_without_the_feature_say_how_to_get_it() {
+        register_ingest_plugins().expect("nothing to register");
+        for url in ["rtmp://127.0.0.1/live/s", "srt://127.0.0.1:9000"] {
+            let config = IngestConfig::from_url(url);
+            let err = global_ingest_registry()
+                .create_from_uri(&config)
+                .map_err(|e| without_adapter(e, url))
+                .err()
+                .expect("no plugin for live URLs");
+            let text = err.to_string();
+            assert!(
+                text.contains("built without the ingest-rtmp feature")
+                    && text.contains("cargo xtask cli"),
+                "{text}"
+            );
+        }
+        assert!(needs_adapter("clip.MP4") && !needs_adapter("speech.wav"));
+    }
+
+    #[derive(clap::Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .expect("parses")
+            .args
+    }
+
+    #[test]
+    fn bad_live_settings_are_refused_naming_the_flag() {
+        let args = run_args(&["m.yaml", "--input", "x", "--read-timeout=-1"]);
+        let err = ingest_config(&args).unwrap_err().to_string();
+        assert!(err.contains("--read-timeout -1"), "{err}");
+        let args = run_args(&["m.yaml", "--input", "x", "--pixel-format", "bgr"]);
+        let err = ingest_config(&args).unwrap_err().to_string();
+        assert!(err.contains("unknown pixel format 'bgr'"), "{err}");
+    }
 }

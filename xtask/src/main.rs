@@ -4,6 +4,7 @@ mod bench_audio;
 mod bench_ingest;
 mod dep_audit;
 mod docker_engine;
+mod ffmpeg_env;
 mod fuzz;
 mod python_env;
 mod soak;
@@ -46,6 +47,9 @@ enum Task {
     },
     /// Time a clean release build of runtime-core alone (in a fresh target directory).
     BuildTime,
+    /// Build the `remotemedia` command with live-stream and video ingest (the ingest-rtmp
+    /// feature): installs FFmpeg's development packages (Debian) first, prints the binary.
+    Cli,
     /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
     Wheel,
     /// Create the Python environment Python nodes run in (the wheel, remotemedia-nodes and
@@ -80,6 +84,7 @@ fn main() -> Result<()> {
         Task::Demo => demo(),
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
+        Task::Cli => cli_with_ingest(),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
         Task::Soak { runs } => soak::run(&root, runs),
         Task::Fuzz { target, seconds } => fuzz::run_target(&root, &target, seconds),
@@ -140,9 +145,34 @@ fn steps_bar(len: usize) -> ProgressBar {
     bar
 }
 
+/// Cargo arguments that build the command with the live/video ingest adapter, so the
+/// workspace's tests and lints cover it.
+const WITH_INGEST: [&str; 2] = ["--features", "remotemedia-cli/ingest-rtmp"];
+
+fn cli_with_ingest() -> Result<()> {
+    ffmpeg_env::ensure()?;
+    run(cargo_args(&[
+        "build",
+        "--release",
+        "-p",
+        "remotemedia-cli",
+        "--features",
+        "ingest-rtmp",
+    ]))?;
+    println!(
+        "{}",
+        absolute_target_dir().join("release/remotemedia").display()
+    );
+    Ok(())
+}
+
 fn ci() -> Result<()> {
     ensure_wasm_target()?;
     let root = workspace_root()?;
+    println!(
+        "\n==> FFmpeg, nginx-rtmp and gst-rtsp-server (the ingest-rtmp adapter and its tests)"
+    );
+    ffmpeg_env::ensure().context("CI step 'FFmpeg packages' failed")?;
     println!("\n==> the Python environment of the Python nodes (wheel, remotemedia-nodes, models)");
     let python = python_env::ensure(&root, &absolute_target_dir())
         .context("CI step 'Python environment' failed")?;
@@ -163,6 +193,8 @@ fn ci() -> Result<()> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                WITH_INGEST[0],
+                WITH_INGEST[1],
                 "--",
                 "-D",
                 "warnings",
@@ -181,8 +213,18 @@ fn ci() -> Result<()> {
             ]),
         ),
         (
-            "tests (Python nodes in real workers)",
-            with_python(cargo_args(&["test", "--workspace"])),
+            "tests (Python nodes in real workers; live streams against real servers)",
+            with_python(cargo_args(&[
+                "test",
+                "--workspace",
+                WITH_INGEST[0],
+                WITH_INGEST[1],
+            ])),
+        ),
+        (
+            // The README's main command builds without FFmpeg: its answer to a live URL.
+            "the command without the ingest-rtmp feature",
+            cargo_args(&["test", "-p", "remotemedia-cli", "--bins"]),
         ),
         (
             // `--workspace`, as the step before: the same features, so nothing rebuilds.
@@ -190,6 +232,8 @@ fn ci() -> Result<()> {
             with_python(cargo_args(&[
                 "test",
                 "--workspace",
+                WITH_INGEST[0],
+                WITH_INGEST[1],
                 "--test",
                 "docker",
                 "--test",
