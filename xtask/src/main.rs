@@ -41,7 +41,9 @@ enum Task {
         /// `grpc` (N real-time streaming sessions against the server: latency, CPU) or
         /// `ffi` (the Python wheel: call overhead, resampling vs soxr/scipy) or `ipc` (Rust →
         /// Python EchoNode → Rust over shared memory vs a Unix socket; throughput, idle CPU,
-        /// session start).
+        /// session start) or `docker` or `ingest-live` (live streams through FFmpeg:
+        /// publish → first data, CPU per 720p30 stream against ffmpeg -f null, streams held
+        /// in real time).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -510,8 +512,18 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
+        "ingest-live" => {
+            ffmpeg_env::ensure()?;
+            run(cargo_args(&[
+                "bench",
+                "-p",
+                "remotemedia-ingest-rtmp",
+                "--bench",
+                "live",
+            ]))
+        }
         other => {
-            bail!("unknown bench suite '{other}' (available: core, audio, ingest, grpc, ffi, ipc, docker)")
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, docker)")
         }
     }
 }

@@ -274,3 +274,54 @@ async fn av_skew_of_a_sync_signal_is_measured_through_rtmp() {
     let late = measured_skew_ms(200).await;
     assert!((late - 200.0).abs() <= 25.0, "video 200 ms late: {late} ms");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_picture_past_the_size_cap_ends_the_input_naming_the_track() {
+    let scratch = Scratch::new("huge");
+    let path = scratch.0.join("wide.mkv");
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=8200x16:rate=1",
+            "-frames:v",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    let source = source(&IngestConfig::from_url(path.display().to_string()));
+    let result = match source.start().await {
+        Ok(mut stream) => {
+            let items = collect(&mut stream, Duration::from_secs(10), |_| false).await;
+            assert!(
+                video_frames(&items, "video:0").is_empty(),
+                "no frame was delivered"
+            );
+            stream.error().map(|e| e.to_string())
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    let error = result.expect("an error");
+    assert!(
+        error.contains("video:0 decodes to 8200x16 pictures") && error.contains("8192"),
+        "{error}"
+    );
+    assert!(
+        matches!(source.status(), IngestStatus::Error(_)),
+        "{:?}",
+        source.status()
+    );
+}
