@@ -21,8 +21,10 @@ const STREAM_CAPACITY: usize = 16;
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A live input may stay silent this long by default before it counts as lost.
 pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the stream's header may be analysed for its tracks.
-const ANALYZE_DURATION_US: &str = "2000000";
+/// How long the start of the stream may be analysed for its tracks' parameters (FFmpeg's
+/// default is 5 s for some formats; 0.5 s finds audio and video of live streams and keeps
+/// publish → first data near 0.4 s, docs/PERFORMANCE.md).
+const ANALYZE_DURATION_US: &str = "500000";
 
 /// One configured input.
 pub(crate) struct RtmpIngestSource {
@@ -282,7 +284,7 @@ impl Reader {
                     }
                 }
                 Err(why) => {
-                    if self.watchdog.is_stopped() {
+                    if self.watchdog.is_stopped() || self.sender.is_closed() {
                         Ended::Stopped
                     } else {
                         Ended::Lost(why)
@@ -290,7 +292,13 @@ impl Reader {
                 }
             };
             match ended {
-                Ended::Stopped => return self.finish(&mut carry),
+                Ended::Stopped => {
+                    if let Some(tx) = info_tx.take() {
+                        let _ =
+                            tx.send(Err(self.fail("stopped before the input opened".to_owned())));
+                    }
+                    return self.finish(&mut carry);
+                }
                 Ended::Clean if !self.is_live() => return self.finish(&mut carry),
                 // A connection that was up ended: cleanly, or lost.
                 Ended::Clean if lost.is_none() && attempt == 0 && info_tx.is_none() => {
@@ -380,6 +388,9 @@ impl Reader {
     fn options(&self) -> ffmpeg::Dictionary<'static> {
         let mut options = ffmpeg::Dictionary::new();
         options.set("analyzeduration", ANALYZE_DURATION_US);
+        // Timestamps are taken from the stream, never from a frame rate: no need to read
+        // 20 frames to guess one (that alone cost 0.4 s of start-up on live inputs).
+        options.set("fpsprobesize", "0");
         let Target::Live {
             protocol,
             listen,
@@ -454,9 +465,12 @@ impl Reader {
         };
         self.watchdog.arm(limit);
         let watchdog = Arc::clone(&self.watchdog);
+        // A reader that went away (the stream dropped, or `start` abandoned) ends every
+        // wait too: nothing is left listening on a port for nobody.
+        let sender = self.sender.clone();
         let opened = ffmpeg::format::input_with_interrupt_and_dictionary(
             &path,
-            move || watchdog.interrupted(),
+            move || watchdog.interrupted() || sender.is_closed(),
             self.options(),
         );
         // FFmpeg reports an interrupted call with whatever error its layer makes of it.
@@ -498,7 +512,9 @@ impl Reader {
             self.watchdog.arm(None);
             match read {
                 Ok(()) => {}
-                Err(_) if self.watchdog.is_stopped() => break Ended::Stopped,
+                Err(_) if self.watchdog.is_stopped() || self.sender.is_closed() => {
+                    break Ended::Stopped
+                }
                 Err(_) if timed_out => {
                     break Ended::Lost(format!("no data for {:.1} s", read_timeout.as_secs_f64()))
                 }

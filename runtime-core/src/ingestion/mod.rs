@@ -396,7 +396,8 @@ impl IngestStatusCell {
             .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// A receiver of every change from now on.
+    /// A receiver of the status (a watch channel: `changed().await` wakes on each change;
+    /// a watcher that looks late sees the latest status, not every one in between).
     pub fn subscribe(&self) -> watch::Receiver<IngestStatus> {
         self.tx.subscribe()
     }
@@ -552,8 +553,9 @@ pub trait IngestSource: Send + Sync {
     /// The source's current state.
     fn status(&self) -> IngestStatus;
 
-    /// A receiver of the source's status changes, for sources that report them (both
-    /// built-in plugins do); `None` otherwise.
+    /// A receiver of the source's status, for sources that report it (the file plugin and
+    /// the ingest-rtmp adapter do); `None` otherwise. A `tokio::sync::watch` receiver:
+    /// `changed().await` wakes on each change; a watcher that looks late sees the latest.
     fn status_updates(&self) -> Option<watch::Receiver<IngestStatus>> {
         None
     }
