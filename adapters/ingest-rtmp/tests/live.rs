@@ -126,17 +126,8 @@ async fn rtmp_publishers_push_to_our_listen_mode() {
         listen: true,
         ..config(&url)
     });
-    let start = tokio::spawn({
-        let source = source.clone();
-        async move { source.start().await }
-    });
-    let _publisher = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || publish_when_listening(Media::BarsAndTone, None, &["-f", "flv", &url])
-    })
-    .await
-    .expect("publisher");
-    let mut stream = start.await.expect("join").expect("start");
+    let (mut stream, _publisher) =
+        start_with_publisher(&source, Media::BarsAndTone, None, &["-f", "flv", &url]).await;
     let tracks: Vec<_> = stream
         .media_info()
         .tracks
@@ -281,17 +272,8 @@ async fn a_publisher_killed_and_restarted_is_reconnected_without_repeating_media
         }
         seen
     });
-    let start = tokio::spawn({
-        let source = source.clone();
-        async move { source.start().await }
-    });
-    let mut publisher = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || publish_when_listening(Media::BarsAndTone, None, &["-f", "flv", &url])
-    })
-    .await
-    .expect("publisher");
-    let mut stream = start.await.expect("join").expect("start");
+    let (mut stream, mut publisher) =
+        start_with_publisher(&source, Media::BarsAndTone, None, &["-f", "flv", &url]).await;
     let mut items = collect(&mut stream, Duration::from_secs(20), |items| {
         audio_seconds(items, "audio:0") >= 1.5
     })
@@ -371,23 +353,13 @@ async fn rtsp_publishers_push_to_our_listen_mode() {
     let port = tcp_port();
     let url = format!("rtsp://127.0.0.1:{port}/live");
     let source = source(&config(&format!("{url}?listen=1")));
-    let start = tokio::spawn({
-        let source = source.clone();
-        async move { source.start().await }
-    });
-    let _publisher = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || {
-            publish_when_listening(
-                Media::BarsAndTone,
-                None,
-                &["-f", "rtsp", "-rtsp_transport", "tcp", &url],
-            )
-        }
-    })
-    .await
-    .expect("publisher");
-    let mut stream = start.await.expect("join").expect("start");
+    let (mut stream, _publisher) = start_with_publisher(
+        &source,
+        Media::BarsAndTone,
+        None,
+        &["-f", "rtsp", "-rtsp_transport", "tcp", &url],
+    )
+    .await;
     check_bars_and_tone(&mut stream).await;
 }
 
@@ -436,17 +408,14 @@ async fn srt_as_listener_and_as_caller() {
         listen: true,
         ..config(&url)
     });
-    let start = tokio::spawn({
-        let listener = listener.clone();
-        async move { listener.start().await }
-    });
-    let _publisher = tokio::task::spawn_blocking({
-        let url = format!("{url}?mode=caller");
-        move || publish_when_listening(Media::BarsAndTone, None, &["-f", "mpegts", &url])
-    })
-    .await
-    .expect("publisher");
-    let mut stream = start.await.expect("join").expect("start");
+    let publish_url = format!("{url}?mode=caller");
+    let (mut stream, _publisher) = start_with_publisher(
+        &listener,
+        Media::BarsAndTone,
+        None,
+        &["-f", "mpegts", &publish_url],
+    )
+    .await;
     check_bars_and_tone(&mut stream).await;
     listener.stop().await.expect("stop");
 

@@ -252,6 +252,29 @@ pub fn publish_when_listening(media: Media, seconds: Option<f64>, output: &[&str
     }
 }
 
+/// Starts `source` (in listen mode) and a publisher of `media` to `output` that retries
+/// until the source listens; returns the started stream and the publisher.
+pub async fn start_with_publisher(
+    source: &Arc<dyn IngestSource>,
+    media: Media,
+    seconds: Option<f64>,
+    output: &[&str],
+) -> (IngestStream, Process) {
+    let start = tokio::spawn({
+        let source = Arc::clone(source);
+        async move { source.start().await }
+    });
+    let output: Vec<String> = strings(output);
+    let publisher = tokio::task::spawn_blocking(move || {
+        let output: Vec<&str> = output.iter().map(String::as_str).collect();
+        publish_when_listening(media, seconds, &output)
+    })
+    .await
+    .expect("publisher");
+    let stream = start.await.expect("join").expect("start");
+    (stream, publisher)
+}
+
 /// Items received until `enough` says so, the stream ends, or `limit` passes.
 pub async fn collect(
     stream: &mut IngestStream,
