@@ -497,12 +497,21 @@ fn report_status(source: &Arc<dyn IngestSource>, url: &str, bar: &ProgressBar) {
     let url = url.to_owned();
     let bar = bar.clone();
     tokio::spawn(async move {
+        let mut connected_once = false;
         while updates.changed().await.is_ok() {
             let status = updates.borrow_and_update().clone();
             let line = match &status {
-                IngestStatus::Connected => format!("ingest: receiving {url}"),
-                IngestStatus::Reconnecting { attempt, max } => {
+                IngestStatus::Connected => {
+                    connected_once = true;
+                    format!("ingest: receiving {url}")
+                }
+                IngestStatus::Reconnecting { attempt, max } if connected_once => {
                     format!("ingest: lost {url}; reconnecting (attempt {attempt} of {max})")
+                }
+                IngestStatus::Reconnecting { attempt, max } => {
+                    format!(
+                        "ingest: cannot reach {url} yet; trying again (attempt {attempt} of {max})"
+                    )
                 }
                 _ => continue,
             };

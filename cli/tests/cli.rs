@@ -390,15 +390,44 @@ fn a_yaml_alias_bomb_manifest_is_refused_quickly() {
 
 #[test]
 fn unknown_scheme_lists_the_schemes() {
-    let o = remotemedia(&["run", VAD, "--input", "rtmp://localhost/live"]);
+    let o = remotemedia(&["run", VAD, "--input", "gopher://localhost/live"]);
     assert_eq!(o.status.code(), Some(1));
+    let registered = if cfg!(feature = "ingest-rtmp") {
+        "(registered: file://, -, rtmp://, rtmps://, rtsp://, rtsps://, udp://, srt://, rtp://, bare paths)"
+    } else {
+        "(registered: file://, -, bare paths)"
+    };
     assert!(
-        stderr(&o).contains(
-            "no ingest plugin handles the rtmp:// scheme (registered: file://, -, bare paths)"
-        ),
+        stderr(&o).contains(&format!(
+            "no ingest plugin handles the gopher:// scheme {registered}"
+        )),
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_live_url_nobody_serves_fails_after_its_reconnection_attempts() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/s");
+    let o = remotemedia(&["run", VAD, "--input", &url, "--reconnect", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    if cfg!(feature = "ingest-rtmp") {
+        assert!(
+            err.contains(&format!(
+                "ingest: cannot reach {url} yet; trying again (attempt 1 of 1)"
+            )) && err.contains(&format!(
+                "error: cannot ingest {url}: connecting: Connection refused"
+            )),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("cargo xtask cli"), "{err}");
+    }
 }
 
 #[test]
