@@ -442,7 +442,7 @@ fn demo() -> Result<()> {
             "examples/media/dictation.wav",
         ],
     ))?;
-    println!("\n==> voice loop: text -> espeak-ng -> 16 kHz -> PocketSphinx -> text");
+    println!("\n==> voice loop: text -> Piper -> 16 kHz -> PocketSphinx -> text");
     run(remotemedia_cli(
         &python,
         &[

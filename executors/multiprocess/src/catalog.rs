@@ -38,8 +38,17 @@ pub fn catalog() -> Vec<PythonNodeType> {
         PythonNodeType::new("TextToSpeechNode")
             .with_schema(
                 ParamsSchema::new()
-                    .choice("engine", Some("espeak-ng"), &["espeak-ng"], "speech synthesizer")
-                    .string("voice", Some("en-us"), "voice name (espeak-ng --voices lists them)")
+                    .choice(
+                        "engine",
+                        Some("piper"),
+                        &["piper", "festival", "espeak-ng"],
+                        "speech synthesizer: piper (neural, voice en_US-joe-medium), festival (HTS, cmu_us_slt_arctic_hts), espeak-ng (formant, en-us)",
+                    )
+                    .string(
+                        "voice",
+                        None,
+                        "voice name (default: the engine's; espeak-ng --voices lists espeak-ng's)",
+                    )
                     .integer("rate", Some(175), 80, 500, "speaking rate in words per minute")
                     .integer(
                         "sample_rate",

@@ -2,6 +2,7 @@
 of the multiprocess executor (started from this interpreter)."""
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -69,7 +70,8 @@ def test_catalog_nodes_get_their_defaults_from_the_runtimes_schema():
 
     node = TextToSpeechNode(params={"sampleRate": 16000})
     assert node.params["sample_rate"] == 16000, "camelCase normalized as in a manifest"
-    assert node.params["rate"] == 175 and node.params["voice"] == "en-us", "defaults filled in"
+    assert node.params["rate"] == 175 and node.params["engine"] == "piper", "defaults filled in"
+    assert node.params.get("voice") is None, "no default voice: the engine's own"
     with pytest.raises(remotemedia.ManifestError, match="param 'rate'"):
         TextToSpeechNode(params={"rate": 5})
 
@@ -101,3 +103,35 @@ def test_silero_vad_keeps_a_detector_per_track():
     assert events(mixed, "audio:0") == alone_a
     assert events(mixed, "audio:1") == alone_b
     assert not any(e["is_speech_start"] for e in alone_b), "the silent track hears nothing"
+
+
+@pytest.mark.parametrize("engine,rate", [("piper", 22050), ("festival", 32000), ("espeak-ng", 22050)])
+def test_every_tts_engine_speaks_offline_at_the_asked_rate(engine, rate):
+    from remotemedia_nodes.text_to_speech import ENGINE_CLASSES, DEFAULT_VOICES, TextToSpeechNode
+
+    voice = ENGINE_CLASSES[engine](DEFAULT_VOICES[engine], 175)
+    samples, native_rate = voice.synthesize("Hello world, this is a test.")
+    assert native_rate == rate
+    seconds = samples.size / native_rate
+    assert 1.0 < seconds < 4.0, f"{engine}: {seconds} s"
+    assert 0.05 < float(np.abs(samples).max()) <= 1.0, engine
+    node = TextToSpeechNode(params={"engine": engine, "sample_rate": 16000})
+    node.initialize()
+    audio = node.process("Hello world.")
+    assert audio.sample_rate == 16000 and audio.channels == 1
+    assert audio.samples.size > 8000
+
+
+def test_tts_voices_are_names_the_engine_has():
+    from remotemedia_nodes.text_to_speech import TextToSpeechNode
+
+    for engine, message in [
+        ("piper", "piper has no voice 'nobody' (installed voices: en_US-joe-medium)"),
+        ("festival", "festival has no voice 'nobody' (installed: cmu_us_slt_arctic_hts)"),
+    ]:
+        node = TextToSpeechNode(params={"engine": engine, "voice": "nobody"})
+        with pytest.raises(RuntimeError, match=re.escape(message)):
+            node.initialize()
+    node = TextToSpeechNode(params={"engine": "festival", "voice": "Bad-Voice"})
+    with pytest.raises(ValueError, match="not a festival voice name"):
+        node.initialize()

@@ -135,7 +135,7 @@ def test_python_nodes_run_behind_the_server(pb, stub):
     messages, _ = pb
     manifest = (
         "nodes:\n"
-        "  - {id: tts, node_type: TextToSpeechNode, params: {voice: en-us+klatt2, rate: 160}}\n"
+        "  - {id: tts, node_type: TextToSpeechNode, params: {engine: espeak-ng, voice: en-us+klatt2, rate: 160}}\n"
         "  - {id: resample, node_type: FastResampleNode, params: {target_rate: 16000}}\n"
         "  - {id: asr, node_type: SpeechRecognitionNode}\n"
     )
@@ -150,7 +150,7 @@ def test_python_nodes_run_behind_the_server(pb, stub):
     with pytest.raises(grpc.RpcError) as failure:
         stub.Execute(
             messages.ExecuteRequest(
-                manifest="nodes: [{id: voice, node_type: TextToSpeechNode, params: {voice: nosuchvoice}}]",
+                manifest="nodes: [{id: voice, node_type: TextToSpeechNode, params: {engine: espeak-ng, voice: nosuchvoice}}]",
                 inputs=[messages.DataItem(text="hi")],
             ),
             timeout=60,
