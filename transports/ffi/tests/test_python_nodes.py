@@ -135,3 +135,31 @@ def test_tts_voices_are_names_the_engine_has():
     node = TextToSpeechNode(params={"engine": "festival", "voice": "Bad-Voice"})
     with pytest.raises(ValueError, match="not a festival voice name"):
         node.initialize()
+
+
+def test_whisper_features_are_whispers_log_mel():
+    from remotemedia_nodes import whisper
+
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    features = whisper.log_mel(tone)
+    assert features.shape == (80, 3000) and features.dtype == np.float32
+    # Clamped to 8 (log10) below the peak, scaled by (x + 4) / 4.
+    assert features.max() - features.min() <= 2.0 + 1e-6
+    # The 1 kHz tone's energy sits in the band around 1 kHz during its second.
+    filters = whisper.mel_filters()
+    band = int(np.argmax(filters[:, 1000 * 400 // 16000]))
+    assert int(np.argmax(features[:, 50])) == band
+    assert features[band, 50] > features[band, 2000] + 1.0, "the padding is silence"
+
+
+def test_a_missing_whisper_model_says_how_to_install_it(monkeypatch, tmp_path):
+    from remotemedia_nodes import whisper
+
+    monkeypatch.setenv("REMOTEMEDIA_MODELS", str(tmp_path))
+    whisper.load.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"whisper-small model is not installed .*cargo xtask python-env"):
+            whisper.load("whisper-small")
+    finally:
+        whisper.load.cache_clear()
