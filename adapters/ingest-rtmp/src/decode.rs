@@ -316,6 +316,18 @@ fn send(
     }
 }
 
+/// Takes the decoder's next frame; false when it needs more input (or is drained).
+fn next_frame(
+    decoder: &mut ffmpeg::decoder::Opened,
+    frame: &mut ffmpeg::Frame,
+) -> Result<bool, Failure> {
+    match decoder.receive_frame(frame) {
+        Ok(()) => Ok(true),
+        Err(e) if is_again(&e) || e == ffmpeg::Error::Eof => Ok(false),
+        Err(e) => Err(Failure::Packet(e.to_string())),
+    }
+}
+
 /// `value` in `time_base` units as µs.
 pub(crate) fn rescale_us(value: i64, time_base: ffmpeg::Rational) -> Option<i64> {
     if time_base.denominator() == 0 {
@@ -343,12 +355,7 @@ impl AudioTrack {
         out: &mut Vec<RuntimeData>,
     ) -> Result<(), Failure> {
         send(&mut self.decoder, packet)?;
-        loop {
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {}
-                Err(e) if is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
-                Err(e) => return Err(Failure::Packet(e.to_string())),
-            }
+        while next_frame(&mut self.decoder, &mut self.frame)? {
             let rate = self.frame.rate();
             let channels = self.frame.channels();
             if rate == 0 || rate > 768_000 || channels == 0 || channels > 64 {
@@ -411,6 +418,7 @@ impl AudioTrack {
                 .map_err(|e| Failure::Fatal(e.to_string()))?;
             out.extend(items);
         }
+        Ok(())
     }
 }
 
@@ -513,12 +521,7 @@ impl VideoTrack {
         out: &mut Vec<RuntimeData>,
     ) -> Result<(), Failure> {
         send(&mut self.decoder, packet)?;
-        loop {
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {}
-                Err(e) if is_again(&e) || e == ffmpeg::Error::Eof => return Ok(()),
-                Err(e) => return Err(Failure::Packet(e.to_string())),
-            }
+        while next_frame(&mut self.decoder, &mut self.frame)? {
             let (width, height) = (self.frame.width(), self.frame.height());
             if width == 0
                 || height == 0
@@ -596,6 +599,7 @@ impl VideoTrack {
                 stream_id: Some(Arc::clone(tag)),
             });
         }
+        Ok(())
     }
 }
 

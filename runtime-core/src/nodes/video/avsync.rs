@@ -396,7 +396,7 @@ pub(crate) fn factory() -> BuiltinFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::video::testing::{flat, pattern, FrameExt};
+    use crate::nodes::video::testing::{flat, json_outputs, pattern, FrameExt};
 
     /// 3 s of a source: 20 ms audio chunks and 25 fps video, each frame arriving in the
     /// middle of an audio chunk and stamped `offset_ms` late.
@@ -459,15 +459,7 @@ mod tests {
     }
 
     fn run_with(mut node: AVSyncNode, items: Vec<RuntimeData>) -> Vec<serde_json::Value> {
-        let mut outputs = Outputs::new();
-        for item in items {
-            node.process(item, &mut outputs).expect("process");
-        }
-        node.flush(&mut outputs).expect("flush");
-        outputs
-            .drain()
-            .map(|o| o.as_json().expect("json").clone())
-            .collect()
+        json_outputs(&mut node, items)
     }
 
     #[test]

@@ -156,18 +156,10 @@ pub(crate) fn factory() -> BuiltinFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::video::testing::{flat, pattern, rgb};
+    use crate::nodes::video::testing::{flat, json_outputs, pattern, rgb};
 
     fn run(node: &mut BlackFrameDetectorNode, frames: Vec<RuntimeData>) -> Vec<serde_json::Value> {
-        let mut outputs = Outputs::new();
-        for frame in frames {
-            node.process(frame, &mut outputs).expect("process");
-        }
-        node.flush(&mut outputs).expect("flush");
-        outputs
-            .drain()
-            .map(|o| o.as_json().expect("json").clone())
-            .collect()
+        json_outputs(node, frames)
     }
 
     #[test]

@@ -185,6 +185,23 @@ pub(crate) fn stream_json(stream_id: Option<&Arc<str>>) -> serde_json::Value {
 pub(crate) mod testing {
     //! Generated frames for the video nodes' tests.
     use crate::data::{PixelFormat, RuntimeData};
+    use crate::nodes::{Node, Outputs};
+
+    /// Feeds `items` to `node`, flushes it, and returns its outputs as Json values.
+    pub(crate) fn json_outputs(
+        node: &mut impl Node,
+        items: Vec<RuntimeData>,
+    ) -> Vec<serde_json::Value> {
+        let mut outputs = Outputs::new();
+        for item in items {
+            node.process(item, &mut outputs).expect("process");
+        }
+        node.flush(&mut outputs).expect("flush");
+        outputs
+            .drain()
+            .map(|o| o.as_json().expect("json").clone())
+            .collect()
+    }
 
     /// A `width` x `height` RGB24 frame at `ms` whose pixel (x, y) is `f(x, y)`.
     pub(crate) fn rgb(
