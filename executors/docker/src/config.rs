@@ -751,6 +751,8 @@ impl DockerNodeSettings {
                 init_timeout,
                 process_timeout,
                 shutdown_timeout,
+                // One instance per worker process (a container hosts several workers).
+                share: Some(1),
             },
         })
     }

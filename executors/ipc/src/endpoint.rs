@@ -229,6 +229,7 @@ impl Endpoint {
         &self,
         kind: MessageKind,
         flags: u32,
+        instance: u32,
         seq: u64,
         len: usize,
         write: impl FnOnce(&mut UninitSink<'_>),
@@ -246,6 +247,8 @@ impl Endpoint {
             kind: kind.code(),
             flags,
             seq,
+            instance,
+            reserved: 0,
         };
         let mut sink = UninitSink::new(sample.payload_mut());
         write(&mut sink);
@@ -263,14 +266,22 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Sends a message with `payload` copied in.
-    pub fn send_bytes(&self, kind: MessageKind, seq: u64, payload: &[u8]) -> Result<(), IpcError> {
-        self.send_with(kind, 0, seq, payload.len(), |out| out.put(payload))
+    /// Sends a message for `instance` with `payload` copied in.
+    pub fn send_bytes(
+        &self,
+        kind: MessageKind,
+        instance: u32,
+        seq: u64,
+        payload: &[u8],
+    ) -> Result<(), IpcError> {
+        self.send_with(kind, 0, instance, seq, payload.len(), |out| {
+            out.put(payload)
+        })
     }
 
-    /// Sends a message without payload (`Flush`, `Shutdown`, `Done`).
-    pub fn send_control(&self, kind: MessageKind, seq: u64) -> Result<(), IpcError> {
-        self.send_with(kind, 0, seq, 0, |_| {})
+    /// Sends a message for `instance` without payload (`Flush`, `Shutdown`, `Done`).
+    pub fn send_control(&self, kind: MessageKind, instance: u32, seq: u64) -> Result<(), IpcError> {
+        self.send_with(kind, 0, instance, seq, 0, |_| {})
     }
 
     /// Sends `data` as one frame. When its payload is the buffer `input` identifies (a
@@ -279,17 +290,25 @@ impl Endpoint {
     pub fn send_frame(
         &self,
         kind: MessageKind,
+        instance: u32,
         seq: u64,
         data: &RuntimeData,
         input: Option<PayloadIdentity>,
     ) -> Result<(), IpcError> {
         let writer = FrameWriter::new(data);
         if input.is_some() && crate::payload_identity(data) == input {
-            return self.send_with(kind, FLAG_PAYLOAD_IS_INPUT, seq, writer.head_len(), |out| {
-                writer.write_head_to(out)
-            });
+            return self.send_with(
+                kind,
+                FLAG_PAYLOAD_IS_INPUT,
+                instance,
+                seq,
+                writer.head_len(),
+                |out| writer.write_head_to(out),
+            );
         }
-        self.send_with(kind, 0, seq, writer.len(), |out| writer.write_to(out))
+        self.send_with(kind, 0, instance, seq, writer.len(), |out| {
+            writer.write_to(out)
+        })
     }
 
     /// Wakes the other side.

@@ -9,31 +9,43 @@
 //!
 //! # Channel
 //!
-//! Each node instance gets a *channel*: two publish/subscribe services carrying byte slices
-//! (`<name>/in`: runtime → worker, `<name>/out`: worker → runtime) and two event services
-//! (`<name>/in.event`, `<name>/out.event`) whose notifications wake the other side, so an
-//! idle side sleeps in the kernel instead of polling. Every sample carries an [`Envelope`]
-//! (message kind, flags, sequence number) as its user header; data samples carry one item
-//! encoded with the runtime's frame codec
+//! Each worker process gets a *channel*: two publish/subscribe services carrying byte
+//! slices (`<name>/in`: runtime → worker, `<name>/out`: worker → runtime) and two event
+//! services (`<name>/in.event`, `<name>/out.event`) whose notifications wake the other
+//! side, so an idle side sleeps in the kernel instead of polling. Every sample carries an
+//! [`Envelope`] (message kind, flags, sequence number, node instance) as its user header;
+//! data samples carry one item encoded with the runtime's frame codec
 //! ([`remotemedia_runtime_core::data::codec`]), written straight into the loaned shared
 //! memory ([`Endpoint::send_frame`]) and read in place by the receiver
 //! ([`SampleHolder::decode`]).
 //!
+//! A process hosts one or more *instances* of one node type and configuration (one per
+//! session using it; a model is loaded once per process), each with its own state;
+//! [`Envelope::instance`] says which one a message is for, [`PROCESS`] the process itself.
 //! The runtime side ([`Endpoint::host`]) creates the services and its ports before the
-//! worker starts; the worker ([`Endpoint::worker`]) opens them and answers
-//! [`MessageKind::Ready`] once its node is initialized.
+//! worker starts; the worker ([`Endpoint::worker`]) opens them, finds the node class and
+//! answers `Ready` to [`PROCESS`] with what the class declares (how many instances it
+//! lets one process host).
 //!
-//! # Conversation, per input item `seq`
+//! # Conversation
 //!
 //! ```text
 //! runtime                               worker
-//!   Data(seq, frame)          ───────▶   node.process(item)
-//!                              ◀───────  Output(seq, frame)   (zero or more, as produced)
-//!                              ◀───────  Done(seq)            or Error(seq, report)
-//!   Flush(seq)                ───────▶   node.flush()
-//!                              ◀───────  Output(seq, ..)*, Done(seq)
-//!   Shutdown                  ───────▶   node.cleanup(), exit
+//!                              ◀───────  Ready(PROCESS, {pid, node_class, share})
+//!   Open(i, {node_id, params}) ───────▶  node = Class(...); node.initialize()
+//!                              ◀───────  Ready(i)             or Error(i, report)
+//!   Data(i, seq, frame)       ───────▶   node.process(item)
+//!                              ◀───────  Output(i, seq, frame) (zero or more, as produced)
+//!                              ◀───────  Done(i, seq)          or Error(i, seq, report)
+//!   Flush(i, seq)             ───────▶   node.flush()
+//!                              ◀───────  Output(i, seq, ..)*, Done(i, seq)
+//!   Shutdown(i, seq)          ───────▶   node.cleanup()
+//!                              ◀───────  Done(i, seq)
+//!   Shutdown(PROCESS)         ───────▶   cleanup of every instance left, exit
 //! ```
+//!
+//! Calls of different instances are queued in the worker; when several instances' items
+//! are waiting at once and the class has a `process_batch` hook, they go to it in one call.
 //!
 //! An `Output` whose payload is exactly the payload of the input being processed (a node
 //! returning its input audio unchanged) is sent as its frame head only, flagged
@@ -58,7 +70,7 @@ pub use endpoint::{
     ChannelSpec, Endpoint, Received, Service, DEFAULT_PREFIX, DEFAULT_ROOT, MAX_BORROWED,
 };
 pub use frames::{payload_identity, PayloadIdentity, SampleHolder};
-pub use message::{envelope, Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT};
+pub use message::{envelope, Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT, PROCESS};
 pub use report::ErrorReport;
 pub use spin::Spin;
 

@@ -13,7 +13,15 @@ pub struct Envelope {
     pub flags: u32,
     /// The input item this message belongs to.
     pub seq: u64,
+    /// The node instance in the worker process it is for or from ([`PROCESS`] for the
+    /// process itself): one process may host several instances of a node type.
+    pub instance: u32,
+    /// Zero.
+    pub reserved: u32,
 }
+
+/// [`Envelope::instance`] of messages about the worker process itself, not an instance.
+pub const PROCESS: u32 = u32::MAX;
 
 /// The payload of this `Output` is the payload of the input being processed; only the
 /// frame head was sent.
@@ -26,9 +34,15 @@ pub enum MessageKind {
     Data,
     /// Runtime → worker: end of stream, emit what is buffered.
     Flush,
-    /// Runtime → worker: clean up and exit.
+    /// Runtime → worker: clean up the instance (to [`PROCESS`]: clean up all, exit);
+    /// the worker answers `Done` with the same `seq`.
     Shutdown,
-    /// Worker → runtime: the node is initialized (payload: JSON facts about the worker).
+    /// Runtime → worker: create and initialize an instance (payload: JSON
+    /// `{"session_id", "node_id", "params"}`).
+    Open,
+    /// Worker → runtime: the instance is initialized (payload: JSON facts about it); to
+    /// [`PROCESS`]: the node class was found (payload: JSON `{"pid", "python",
+    /// "node_class", "share"}`, `share` being the instances the class lets one process host).
     Ready,
     /// Worker → runtime: one output item (payload: a frame).
     Output,
@@ -45,6 +59,7 @@ impl MessageKind {
             MessageKind::Data => 1,
             MessageKind::Flush => 2,
             MessageKind::Shutdown => 3,
+            MessageKind::Open => 4,
             MessageKind::Ready => 10,
             MessageKind::Output => 11,
             MessageKind::Done => 12,
@@ -58,6 +73,7 @@ impl MessageKind {
             1 => MessageKind::Data,
             2 => MessageKind::Flush,
             3 => MessageKind::Shutdown,
+            4 => MessageKind::Open,
             10 => MessageKind::Ready,
             11 => MessageKind::Output,
             12 => MessageKind::Done,

@@ -1,7 +1,8 @@
 //! [`MultiprocessBackend`]: the executor backend that creates [`PythonNode`]s.
 
 use crate::config::{MultiprocessConfig, NodeSettings};
-use crate::node::PythonNode;
+use crate::host::Host;
+use crate::node::{CloseWhenEmpty, PythonNode, Release};
 use crate::process::{Launch, WorkerProcess};
 use async_trait::async_trait;
 use remotemedia_ipc::{ChannelSpec, Endpoint};
@@ -9,15 +10,17 @@ use remotemedia_runtime_core::manifest::NodeManifest;
 use remotemedia_runtime_core::nodes::registry::{BackendSettings, ExecutorBackend, NodeSpec};
 use remotemedia_runtime_core::nodes::NodeExecutor;
 use remotemedia_runtime_core::{Error, Result};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The name manifests use: `executor: multiprocess`.
 pub const BACKEND_NAME: &str = "multiprocess";
 
-/// Runs Python nodes in worker processes, one per node instance, talking over iceoryx2
-/// shared memory. See the [crate docs](crate).
+/// Runs Python nodes in worker processes talking over iceoryx2 shared memory; a process
+/// hosts one node instance, or several of one type and configuration when the node
+/// shares. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct MultiprocessBackend {
     config: MultiprocessConfig,
@@ -25,6 +28,117 @@ pub struct MultiprocessBackend {
     /// Workers assigned to nodes and still alive, and how many may be.
     running: Arc<AtomicUsize>,
     max_running: usize,
+    shared: Arc<Shared>,
+}
+
+/// The processes that host instances of a shared node, by what they run.
+#[derive(Debug, Default)]
+struct Shared {
+    hosts: Mutex<HashMap<String, Vec<Arc<Host>>>>,
+    /// One start of a shared process at a time per key, so that concurrent sessions join
+    /// it instead of each starting their own.
+    starting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What the node class declared (instances per process), once a worker said so.
+    declared: Mutex<HashMap<String, usize>>,
+    linger: Duration,
+}
+
+/// How long a shared process with no instance left stays for the next session (its
+/// models stay loaded).
+pub const SHARED_LINGER: Duration = Duration::from_secs(30);
+
+impl Shared {
+    fn starting_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(starting.entry(key.to_owned()).or_default())
+    }
+
+    /// A running shared process for `key` with a place free.
+    fn find(&self, key: &str) -> Option<Arc<Host>> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let list = hosts.get_mut(key)?;
+        list.retain(|host| host.is_running());
+        list.iter().find(|host| host.has_room()).cloned()
+    }
+
+    fn add(&self, key: &str, host: &Arc<Host>) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .entry(key.to_owned())
+            .or_default()
+            .push(Arc::clone(host));
+    }
+
+    /// Takes `host` out if it is still empty; whether it did.
+    fn remove_if_empty(&self, key: &str, host: &Arc<Host>) -> bool {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = hosts.get_mut(key) else {
+            return false;
+        };
+        if host.active() > 0 {
+            return false;
+        }
+        let before = list.len();
+        list.retain(|h| !Arc::ptr_eq(h, host));
+        let removed = list.len() < before;
+        if list.is_empty() {
+            hosts.remove(key);
+        }
+        if removed {
+            host.close_to_new();
+        }
+        removed
+    }
+
+    /// Shared processes running now, and the instances they host.
+    fn count(&self) -> (usize, usize) {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .values()
+            .flatten()
+            .filter(|h| h.is_running())
+            .fold((0, 0), |(p, i), h| (p + 1, i + h.active()))
+    }
+}
+
+/// Where a shared instance's process goes when the instance leaves: it stays for
+/// [`SHARED_LINGER`] with no instance, for the next session, then closes.
+struct Placement {
+    shared: Arc<Shared>,
+    key: String,
+    shutdown_timeout: Duration,
+}
+
+impl Release for Placement {
+    fn released(&self, host: &Arc<Host>, left: usize) -> bool {
+        if left > 0 {
+            return false;
+        }
+        if !host.is_running() {
+            self.shared.remove_if_empty(&self.key, host);
+            return false;
+        }
+        if self.shared.linger.is_zero() {
+            return self.shared.remove_if_empty(&self.key, host);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to wait on: close it now.
+            return self.shared.remove_if_empty(&self.key, host);
+        };
+        let shared = Arc::clone(&self.shared);
+        let key = self.key.clone();
+        let host = Arc::clone(host);
+        let timeout = self.shutdown_timeout;
+        let linger = shared.linger;
+        runtime.spawn(async move {
+            tokio::time::sleep(linger).await;
+            if shared.remove_if_empty(&key, &host) {
+                tracing::debug!(pid = host.pid(), "closing an idle shared Python worker");
+                host.close(timeout).await;
+            }
+        });
+        false
+    }
 }
 
 /// Holds one worker's place under the backend's limit; the node drops it with the worker.
@@ -54,11 +168,16 @@ impl MultiprocessBackend {
     /// A backend with `config`; starts `config.warm_workers` interpreters right away.
     pub fn new(config: MultiprocessConfig) -> Self {
         let max_running = config.worker_limit();
+        let linger = config.shared_linger;
         let backend = Self {
             config,
             pool: Mutex::new(Vec::new()),
             running: Arc::new(AtomicUsize::new(0)),
             max_running,
+            shared: Arc::new(Shared {
+                linger,
+                ..Shared::default()
+            }),
         };
         backend.refill_pool();
         backend
@@ -154,6 +273,11 @@ impl MultiprocessBackend {
         self.running.load(Ordering::Acquire)
     }
 
+    /// Shared worker processes running now, and the node instances they host.
+    pub fn shared_workers(&self) -> (usize, usize) {
+        self.shared.count()
+    }
+
     fn start_error(node: &NodeManifest, message: String) -> Error {
         Error::NodeInit {
             node_id: node.id.clone(),
@@ -182,6 +306,72 @@ impl ExecutorBackend for MultiprocessBackend {
             Some(settings) => settings.clone(),
             None => NodeSettings::resolve(&self.config, node)?,
         };
+        let started = Instant::now();
+        let key = share_key(node, &settings);
+        let declared = self
+            .shared
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied();
+        if settings.share.or(declared) == Some(1) {
+            // A process of its own.
+            let host = self.start_host(node, &settings, started).await?;
+            return self.open(host, &spec, settings, started, Arc::new(CloseWhenEmpty));
+        }
+        let starting = self.shared.starting_lock(&key);
+        let _one_start = starting.lock().await;
+        let host = match self.shared.find(&key) {
+            Some(host) => host,
+            None => {
+                let host = self.start_host(node, &settings, started).await?;
+                if settings.share.is_none() {
+                    self.shared
+                        .declared
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key.clone(), host.capacity());
+                }
+                if host.capacity() == 1 {
+                    return self.open(host, &spec, settings, started, Arc::new(CloseWhenEmpty));
+                }
+                self.shared.add(&key, &host);
+                host
+            }
+        };
+        let release = Arc::new(Placement {
+            shared: Arc::clone(&self.shared),
+            key,
+            shutdown_timeout: settings.shutdown_timeout,
+        });
+        self.open(host, &spec, settings, started, release)
+    }
+}
+
+/// What a shared process runs: node type, params and every setting of the worker. Equal
+/// keys may share a process.
+fn share_key(node: &NodeManifest, settings: &NodeSettings) -> String {
+    serde_json::json!({
+        "node_type": node.node_type,
+        "params": node.params,
+        "python": settings.python,
+        "env": settings.env,
+        "modules": settings.modules,
+        "python_path": settings.python_path,
+        "share": settings.share,
+    })
+    .to_string()
+}
+
+impl MultiprocessBackend {
+    /// Starts a worker process for `node`'s type and waits until it found the class.
+    async fn start_host(
+        &self,
+        node: &NodeManifest,
+        settings: &NodeSettings,
+        started: Instant,
+    ) -> Result<Arc<Host>> {
         let slot = self.take_slot(node)?;
         let channel = ChannelSpec {
             name: unique_channel_name(),
@@ -195,8 +385,7 @@ impl ExecutorBackend for MultiprocessBackend {
                 format!("cannot set up shared memory for the worker: {e}"),
             )
         })?;
-        let started = Instant::now();
-        let mut worker = match self.take_warm(&settings) {
+        let mut worker = match self.take_warm(settings) {
             Some(worker) => worker,
             None => {
                 let launch = Launch {
@@ -222,10 +411,7 @@ impl ExecutorBackend for MultiprocessBackend {
         };
         let assignment = serde_json::json!({
             "channel": channel,
-            "session_id": spec.session_id,
-            "node_id": node.id,
             "node_type": node.node_type,
-            "params": node.params,
             "modules": settings.modules,
             "python_path": settings.python_path,
             "env": settings.env,
@@ -242,14 +428,28 @@ impl ExecutorBackend for MultiprocessBackend {
         }
         tracing::debug!(node_id = %node.id, node_type = %node.node_type, pid = worker.pid(),
             channel = %channel.name, "Python worker assigned");
-        Ok(Box::new(PythonNode::new(
-            node.id.clone(),
-            node.node_type.clone(),
-            settings,
-            endpoint,
+        Host::connect(
             Box::new(worker),
+            endpoint,
+            settings,
             started,
             Box::new(slot),
-        )))
+        )
+        .await
+        .map_err(|e| Self::start_error(node, e.to_string()))
+    }
+
+    fn open(
+        &self,
+        host: Arc<Host>,
+        spec: &NodeSpec,
+        settings: NodeSettings,
+        started: Instant,
+        release: Arc<dyn Release>,
+    ) -> Result<Box<dyn NodeExecutor>> {
+        let node = &spec.node;
+        let python = PythonNode::open(host, node, &spec.session_id, settings, started, release)
+            .map_err(|e| Self::start_error(node, e.to_string()))?;
+        Ok(Box::new(python))
     }
 }

@@ -23,22 +23,28 @@ pub fn catalog() -> Vec<PythonNodeType> {
                 ParamsSchema::new()
                     .choice(
                         "engine",
-                        Some("pocketsphinx"),
-                        &["pocketsphinx", "whisper-small"],
-                        "recognition engine, offline: pocketsphinx (US English) or whisper-small (Whisper small, int8 ONNX)",
+                        Some("whisper-small"),
+                        &["whisper-small", "whisper-tiny", "pocketsphinx"],
+                        "recognition engine, offline: whisper-small (Whisper small, int8 ONNX), whisper-tiny (Whisper tiny.en, CTranslate2; English) or pocketsphinx (US English)",
                     )
                     .string(
                         "language",
                         Some("en-us"),
                         "language of the engine's model (whisper-small: a Whisper language code; en-us counts as en)",
                     )
+                    .choice(
+                        "output",
+                        Some("text"),
+                        &["text", "json"],
+                        "text: a Text transcript; json: {text, engine, language, start_s, end_s, segments: [{start_s, end_s, text}]} in media time",
+                    )
                     .boolean(
                         "emit_empty",
                         Some(false),
-                        "emit an empty Text when nothing was recognized",
+                        "emit an empty transcript when nothing was recognized",
                     ),
             )
-            .with_description("16 kHz mono utterance Audio -> Text transcript, offline"),
+            .with_description("16 kHz mono utterance Audio -> transcript (Text, or Json with times), offline; one model per worker process, shared by sessions"),
         PythonNodeType::new("TextToSpeechNode")
             .with_schema(
                 ParamsSchema::new()

@@ -73,6 +73,10 @@ pub struct MultiprocessConfig {
     pub process_timeout: Option<Duration>,
     /// How long a worker may take to clean up and exit at session end before it is killed.
     pub shutdown_timeout: Duration,
+    /// How long a shared worker process (one hosting several sessions' instances of a
+    /// node that shares) stays once no instance is left, for the next session — its models
+    /// stay loaded (default 30 s; zero closes it with its last instance).
+    pub shared_linger: Duration,
     /// Interpreters kept started and waiting for a node, so sessions start without paying
     /// for interpreter start-up (0 disables the pool).
     pub warm_workers: usize,
@@ -99,6 +103,7 @@ impl Default for MultiprocessConfig {
             init_timeout: Duration::from_secs(60),
             process_timeout: Some(Duration::from_secs(300)),
             shutdown_timeout: Duration::from_secs(5),
+            shared_linger: crate::backend::SHARED_LINGER,
             warm_workers: 0,
             max_workers: None,
             iceoryx2_root: env_or(IPC_ROOT_ENV, crate::ipc::DEFAULT_ROOT),
@@ -145,7 +150,13 @@ pub struct NodeSettings {
     pub process_timeout: Option<Duration>,
     /// Exit limit.
     pub shutdown_timeout: Duration,
+    /// Instances of this node (same type and configuration, any session) one worker
+    /// process may host: the manifest's `share`; `None`: what the node class declares.
+    pub share: Option<usize>,
 }
+
+/// The most instances one worker process may host (`share: true`).
+pub const MAX_SHARE: usize = 64;
 
 /// Keys of the `multiprocess:` block.
 pub const BLOCK_KEYS: &[&str] = &[
@@ -156,6 +167,7 @@ pub const BLOCK_KEYS: &[&str] = &[
     "init_timeout_ms",
     "process_timeout_ms",
     "shutdown_timeout_ms",
+    "share",
 ];
 
 fn block_error(node: &NodeManifest, key: &str, problem: String) -> Error {
@@ -228,6 +240,7 @@ impl NodeSettings {
             init_timeout: config.init_timeout,
             process_timeout: config.process_timeout,
             shutdown_timeout: config.shutdown_timeout,
+            share: None,
         };
         let Some(block) = &node.multiprocess else {
             return Ok(settings);
@@ -308,6 +321,32 @@ impl NodeSettings {
                 "shutdown_timeout_ms" => {
                     settings.shutdown_timeout =
                         Duration::from_millis(millis(node, key, value, false)?);
+                }
+                "share" => {
+                    settings.share = Some(match value {
+                        Value::Bool(true) => MAX_SHARE,
+                        Value::Bool(false) => 1,
+                        Value::Number(n) => match n.as_u64() {
+                            Some(n @ 1..) if n as usize <= MAX_SHARE => n as usize,
+                            _ => {
+                                return Err(block_error(
+                                    node,
+                                    key,
+                                    format!("{n} is out of range 1..={MAX_SHARE}"),
+                                ))
+                            }
+                        },
+                        other => {
+                            return Err(block_error(
+                                node,
+                                key,
+                                format!(
+                                    "expected true, false or a number of instances per process, found {}",
+                                    describe_value(other)
+                                ),
+                            ))
+                        }
+                    });
                 }
                 other => {
                     return Err(block_error(

@@ -68,16 +68,18 @@
 mod backend;
 pub mod catalog;
 mod config;
+mod host;
 mod node;
 pub mod process;
 mod worker;
 
-pub use backend::{MultiprocessBackend, BACKEND_NAME};
+pub use backend::{MultiprocessBackend, BACKEND_NAME, SHARED_LINGER};
 pub use config::{
     workers_for_descriptors, MultiprocessConfig, NodeSettings, DESCRIPTORS_PER_WORKER,
-    IPC_PREFIX_ENV, IPC_ROOT_ENV, PYTHON_ENV,
+    IPC_PREFIX_ENV, IPC_ROOT_ENV, MAX_SHARE, PYTHON_ENV,
 };
-pub use node::PythonNode;
+pub use host::Host;
+pub use node::{CloseWhenEmpty, PythonNode, Release};
 pub use worker::{Ended, Worker};
 
 /// The user guide's Rust snippets, compiled and run as doc tests.

@@ -1,30 +1,14 @@
-//! [`PythonNode`]: one Python node instance in its worker process, driven like any node.
+//! [`PythonNode`]: one Python node instance in a worker process, driven like any node.
 
 use crate::config::NodeSettings;
-use crate::worker::Worker;
+use crate::host::{Host, Wake};
 use async_trait::async_trait;
-use remotemedia_ipc::{envelope, Endpoint, ErrorReport, MessageKind, Received, SampleHolder, Spin};
+use remotemedia_ipc::{MessageKind, Spin};
 use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::nodes::{NodeContext, NodeExecutor, Outputs};
 use remotemedia_runtime_core::{Error, Result};
-use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::unix::AsyncFd;
-
-/// A raw descriptor for [`AsyncFd`]; the owner keeps it open.
-struct Fd(RawFd);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
-/// The event-loop registrations of a running worker.
-struct Watch {
-    wakeup: AsyncFd<Fd>,
-    exit: AsyncFd<Fd>,
-}
 
 #[derive(Debug, Clone)]
 enum State {
@@ -34,29 +18,42 @@ enum State {
     Stopped,
 }
 
-/// A Python node running in a worker process; created by
+/// What a node does with its host when it leaves it.
+pub trait Release: Send + Sync {
+    /// Called once the instance has left `host` in order (its cleanup done), with how
+    /// many instances are left in it; returns whether the node should close the
+    /// process now (otherwise the executor keeps it for other sessions).
+    fn released(&self, host: &Arc<Host>, left: usize) -> bool;
+}
+
+/// Closes the process when its last instance leaves.
+#[derive(Debug)]
+pub struct CloseWhenEmpty;
+
+impl Release for CloseWhenEmpty {
+    fn released(&self, _host: &Arc<Host>, left: usize) -> bool {
+        left == 0
+    }
+}
+
+/// A Python node instance running in a worker process; created by
 /// [`MultiprocessBackend`](crate::MultiprocessBackend).
 pub struct PythonNode {
-    // Dropped first: it refers to descriptors of `endpoint` and `worker`.
-    watch: Option<Watch>,
     node_id: String,
     node_type: String,
     settings: NodeSettings,
-    endpoint: Endpoint,
-    worker: Box<dyn Worker>,
+    host: Arc<Host>,
+    instance: u32,
+    release: Arc<dyn Release>,
     state: State,
     seq: u64,
-    outputs: SampleHolder,
     started: Instant,
     spin: Spin,
     /// A call (`process`/`flush`) was sent and the worker has not ended it (Done, or its
     /// error report): set while the worker works on it, still set when the call was
     /// abandoned (a cancelled session, an error on the runtime's side) — then the worker is
-    /// busy with work nobody waits for, and shutting it down means killing it.
+    /// busy with work nobody waits for.
     in_call: bool,
-    /// What the backend keeps while the node lives (its place under the worker limit,
-    /// its share of a container); dropped last, after the worker.
-    _lease: Box<dyn Send + Sync>,
 }
 
 impl std::fmt::Debug for PythonNode {
@@ -64,98 +61,60 @@ impl std::fmt::Debug for PythonNode {
         f.debug_struct("PythonNode")
             .field("node_id", &self.node_id)
             .field("node_type", &self.node_type)
-            .field("pid", &self.worker.pid())
+            .field("pid", &self.host.pid())
+            .field("instance", &self.instance)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
-/// What one wait for the worker ended with.
-enum Wake {
-    Message,
-    Exited,
-    TimedOut,
-}
-
 impl PythonNode {
-    /// A node whose `worker` was started at `started` and handed its assignment, talking
-    /// over the host side of its channel, `endpoint`. `lease` is kept as long as the node
-    /// lives (an executor's bookkeeping: a place under a limit, a share of a container).
-    pub fn new(
-        node_id: String,
-        node_type: String,
+    /// Opens a new instance of the node `node` (of session `session_id`) in `host`,
+    /// started at `started`; `release` decides what happens to the host when the
+    /// instance leaves it.
+    pub fn open(
+        host: Arc<Host>,
+        node: &remotemedia_runtime_core::manifest::NodeManifest,
+        session_id: &str,
         settings: NodeSettings,
-        endpoint: Endpoint,
-        worker: Box<dyn Worker>,
         started: Instant,
-        lease: Box<dyn Send + Sync>,
-    ) -> Self {
-        Self {
-            watch: None,
-            node_id,
-            node_type,
+        release: Arc<dyn Release>,
+    ) -> Result<Self> {
+        let instance = host.add_instance();
+        let payload = serde_json::json!({
+            "session_id": session_id,
+            "node_id": node.id,
+            "params": node.params,
+        });
+        let mut this = Self {
+            node_id: node.id.clone(),
+            node_type: node.node_type.clone(),
             settings,
-            endpoint,
-            worker,
+            host,
+            instance,
+            release,
             state: State::Starting,
             seq: 0,
-            outputs: SampleHolder::for_host(),
             started,
             spin: Spin::new(Spin::HOST_WINDOW),
             in_call: false,
-            _lease: lease,
+        };
+        if let Err(e) = this.host.send_open(instance, &payload) {
+            let error = Error::Node(format!("cannot send to the Python worker: {e}"));
+            this.leave();
+            return Err(this.fail(error));
         }
+        Ok(this)
     }
 
     /// The worker's process id.
     pub fn pid(&self) -> u32 {
-        self.worker.pid()
+        self.host.pid()
     }
 
-    fn ensure_watch(&mut self) -> Result<()> {
-        if self.watch.is_none() {
-            let register = |fd: RawFd| {
-                // SAFETY: the descriptor belongs to `endpoint` or `worker`, which stay alive
-                // and keep it open longer than `watch` (declared first, dropped first).
-                unsafe { AsyncFd::register_with_interest(Fd(fd), tokio::io::Interest::READABLE) }
-                    .map_err(|e| Error::Node(format!("cannot watch the Python worker: {e}")))
-            };
-            self.watch = Some(Watch {
-                wakeup: register(self.endpoint.wakeup_fd())?,
-                exit: register(self.worker.exit_fd())?,
-            });
-        }
-        Ok(())
-    }
-
-    /// Waits until the worker notifies, exits, or `deadline` passes.
-    async fn wait(&mut self, deadline: Option<Instant>) -> Result<Wake> {
-        self.ensure_watch()?;
-        let (Some(watch), endpoint) = (&self.watch, &self.endpoint) else {
-            return Err(Error::Node("the Python worker is not watched".to_owned()));
-        };
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ready = watch.wakeup.readable() => {
-                let mut guard = ready.map_err(|e| Error::Node(format!("cannot wait for the Python worker: {e}")))?;
-                let taken = endpoint.take_wakeups();
-                // Every pending wake-up was read; a later one re-arms the descriptor.
-                guard.clear_ready();
-                taken.map_err(|e| Error::Node(e.to_string()))?;
-                Ok(Wake::Message)
-            }
-            ready = watch.exit.readable() => {
-                // The descriptor stays readable once the process has exited.
-                let _exited = ready.map_err(|e| Error::Node(format!("cannot watch the Python worker: {e}")))?;
-                Ok(Wake::Exited)
-            }
-            _ = sleep => Ok(Wake::TimedOut),
-        }
+    /// The process hosting this instance.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
     }
 
     fn fail(&mut self, error: Error) -> Error {
@@ -163,57 +122,14 @@ impl PythonNode {
         error
     }
 
-    /// Describes a worker that exited, with what it printed last, and kills what is left.
     fn died(&mut self, doing: &str) -> Error {
-        let status = self
-            .worker
-            .ended()
-            .map(|ended| ended.description)
-            .unwrap_or_else(|| "stopped".to_owned());
-        // Kill the group first: then the output pipe ends and its last lines are read.
-        self.worker.kill();
-        let tail = self.worker.final_output_tail();
-        self.endpoint.clean_up_dead_peers();
-        let mut message = format!(
-            "the Python worker (pid {}{}) {status} while {doing}",
-            self.worker.pid(),
-            self.worker.place()
-        );
-        if let Some(hint) = import_hint(&tail, &self.settings) {
-            message.push_str(&format!("; {hint}"));
-        }
-        if !tail.is_empty() {
-            message.push_str(&format!("\n--- worker output (last lines) ---\n{tail}"));
-        }
+        let message = self.host.died(doing);
         self.fail(Error::Node(message))
     }
 
     fn hung(&mut self, doing: &str, limit: Duration, setting: &str) -> Error {
-        self.worker.kill();
-        self.endpoint.clean_up_dead_peers();
-        let tail = self.worker.final_output_tail();
-        let mut message = format!(
-            "the Python worker (pid {}{}) did not finish {doing} within {:.1} s ({setting}); it was killed",
-            self.worker.pid(),
-            self.worker.place(),
-            limit.as_secs_f64()
-        );
-        if !tail.is_empty() {
-            message.push_str(&format!("\n--- worker output (last lines) ---\n{tail}"));
-        }
+        let message = self.host.hung(doing, limit, setting);
         self.fail(Error::Node(message))
-    }
-
-    /// Turns one `Output` sample into an item.
-    fn output_item(
-        &self,
-        sample: Received,
-        flags: u32,
-        input: Option<&RuntimeData>,
-    ) -> Result<RuntimeData> {
-        self.outputs
-            .decode(sample, flags, input)
-            .map_err(|e| Error::Node(format!("the Python worker sent a bad frame: {e}")))
     }
 
     /// Collects outputs until the worker reports `seq` done.
@@ -230,17 +146,17 @@ impl PythonNode {
         let mut slept = false;
         let mut exited = false;
         loop {
-            while let Some(sample) = self.receive()? {
-                let (kind, envelope) = envelope(&sample);
-                match kind {
-                    Some(MessageKind::Output) if envelope.seq == seq => {
-                        let item = self.output_item(sample, envelope.flags, input)?;
+            while let Some(message) = self.host.take(self.instance)? {
+                match message.kind {
+                    Some(MessageKind::Output) if message.envelope.seq == seq => {
+                        let item = message.item(input)?;
+                        drop(message);
                         // On at once, waiting while downstream is full: a generator's items
                         // stream through with backpressure (the worker waits in turn when
                         // the channel's buffer fills).
                         outputs.emit(item).await?;
                     }
-                    Some(MessageKind::Done) if envelope.seq == seq => {
+                    Some(MessageKind::Done) if message.envelope.seq == seq => {
                         self.in_call = false;
                         self.spin.end(&wait, slept);
                         return Ok(());
@@ -248,12 +164,11 @@ impl PythonNode {
                     Some(MessageKind::Error) => {
                         // The worker ended the call with its report.
                         self.in_call = false;
-                        let report = ErrorReport::from_bytes(&sample);
-                        drop(sample);
+                        let report = message.report();
                         return Err(self.fail(Error::Node(report.to_string())));
                     }
                     _ => {
-                        tracing::warn!(node_id = %self.node_id, kind = envelope.kind, seq = envelope.seq,
+                        tracing::warn!(node_id = %self.node_id, kind = message.envelope.kind, seq = message.envelope.seq,
                             "ignoring an unexpected message from the Python worker");
                     }
                 }
@@ -262,11 +177,11 @@ impl PythonNode {
                 return Err(self.died(doing));
             }
             if !wait.is_over() {
-                wait.poll(|| self.endpoint.has_pending());
+                wait.poll(|| self.host.has_pending(self.instance));
                 continue;
             }
             slept = true;
-            match self.wait(deadline).await? {
+            match self.host.wait(self.instance, deadline).await? {
                 Wake::Message => {}
                 // Read once more what it sent before exiting, then report.
                 Wake::Exited => exited = true,
@@ -276,24 +191,6 @@ impl PythonNode {
                 }
             }
         }
-    }
-
-    /// The next message from the worker, if one is queued.
-    fn receive(&self) -> Result<Option<Received>> {
-        self.endpoint
-            .receive()
-            .map_err(|e| Error::Node(e.to_string()))
-    }
-
-    /// Sends a message without payload and wakes the worker.
-    fn send_control(
-        &self,
-        kind: MessageKind,
-        seq: u64,
-    ) -> std::result::Result<(), remotemedia_ipc::IpcError> {
-        self.endpoint
-            .send_control(kind, seq)
-            .and_then(|_| self.endpoint.notify())
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -307,76 +204,106 @@ impl PythonNode {
         }
     }
 
+    /// Leaves the host without waiting: what still arrives for the instance is dropped.
+    fn leave(&mut self) -> usize {
+        self.state = State::Stopped;
+        self.host.remove_instance(self.instance)
+    }
+
     async fn shutdown(&mut self) {
         if matches!(self.state, State::Stopped) {
             return;
         }
+        let alone = self.host.capacity() == 1;
         if self.in_call {
             // The session was cancelled while the worker was on a call: it would not read
-            // Shutdown before the call ends (maybe in minutes). Kill it now.
-            tracing::debug!(node_id = %self.node_id, pid = self.worker.pid(),
-                "session cancelled during a call: killing the Python worker");
-            self.worker.kill();
-            self.endpoint.clean_up_dead_peers();
-            self.state = State::Stopped;
+            // Shutdown before the call ends (maybe in minutes).
+            if alone {
+                tracing::debug!(node_id = %self.node_id, pid = self.host.pid(),
+                    "session cancelled during a call: killing the Python worker");
+                self.host.kill(None);
+                self.leave();
+                return;
+            }
+            // Other sessions use the process: the instance leaves now, the worker cleans it
+            // up after the call, and no new instance joins a process that is busy with work
+            // nobody waits for.
+            tracing::debug!(node_id = %self.node_id, pid = self.host.pid(),
+                "session cancelled during a call: the instance leaves its shared worker");
+            let _ = self
+                .host
+                .send_control(MessageKind::Shutdown, self.instance, self.seq + 1);
+            self.host.close_to_new();
+            let left = self.leave();
+            if self.release.released(&self.host, left) {
+                self.host.close(self.settings.shutdown_timeout).await;
+            }
             return;
         }
-        let was_running = self.worker.is_running();
-        if was_running && self.send_control(MessageKind::Shutdown, self.seq).is_ok() {
+        self.seq += 1;
+        let seq = self.seq;
+        if self.host.is_running()
+            && self
+                .host
+                .send_control(MessageKind::Shutdown, self.instance, seq)
+                .is_ok()
+        {
             let deadline = Instant::now() + self.settings.shutdown_timeout;
-            while self.worker.is_running() {
-                match self.wait(Some(deadline)).await {
-                    Ok(Wake::Exited) => break,
-                    Ok(Wake::Message) => {
-                        // Drain anything late (e.g. an error from cleanup()).
-                        while let Ok(Some(sample)) = self.endpoint.receive() {
-                            if let (Some(MessageKind::Error), _) = envelope(&sample) {
-                                let report = ErrorReport::from_bytes(&sample);
-                                tracing::warn!(node_id = %self.node_id, "{report}");
+            loop {
+                match self.host.take(self.instance) {
+                    Ok(Some(message)) => {
+                        match message.kind {
+                            Some(MessageKind::Done) if message.envelope.seq == seq => break,
+                            // An error from cleanup(): the session is over; it goes to the log.
+                            Some(MessageKind::Error) => {
+                                tracing::warn!(node_id = %self.node_id, "{}", message.report())
                             }
+                            _ => {}
                         }
+                        continue;
                     }
-                    Ok(Wake::TimedOut) | Err(_) => {
-                        tracing::warn!(node_id = %self.node_id, pid = self.worker.pid(),
-                            "the Python worker did not exit within the shutdown timeout; killing it");
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+                match self.host.wait(self.instance, Some(deadline)).await {
+                    Ok(Wake::Message) => {}
+                    Ok(Wake::Exited) | Err(_) => break,
+                    Ok(Wake::TimedOut) => {
+                        tracing::warn!(node_id = %self.node_id, pid = self.host.pid(),
+                            "the Python node's cleanup did not finish within the shutdown timeout");
+                        if alone {
+                            self.host.kill(None);
+                        }
                         break;
                     }
                 }
             }
         }
-        self.worker.kill();
-        if let Some(ended) = self.worker.ended() {
-            if !ended.success && was_running && !matches!(self.state, State::Failed(_)) {
-                tracing::warn!(node_id = %self.node_id, "the Python worker {} at shutdown", ended.description);
-            }
+        let left = self.leave();
+        if self.release.released(&self.host, left) {
+            self.host.close(self.settings.shutdown_timeout).await;
         }
-        self.endpoint.clean_up_dead_peers();
-        self.state = State::Stopped;
     }
-}
-
-/// A hint when the worker could not even import the runtime package.
-fn import_hint(tail: &str, settings: &NodeSettings) -> Option<String> {
-    if tail.contains("No module named 'remotemedia'")
-        || tail.contains("No module named remotemedia")
-    {
-        return Some(format!(
-            "the interpreter {} cannot import the remotemedia package: install the remotemedia wheel into it, or point python_executable / {} at one that has it",
-            settings.python.display(),
-            crate::config::PYTHON_ENV
-        ));
-    }
-    None
 }
 
 impl Drop for PythonNode {
     /// Dropped without its orderly shutdown (the runtime going away mid-session, a task
-    /// cancelled before `cleanup`): the worker is killed with its group and its shared
-    /// memory removed here, so nothing is left behind.
+    /// cancelled before `cleanup`): a worker of its own is killed here; in a shared one,
+    /// the instance is told to clean up and leaves.
     fn drop(&mut self) {
-        if !matches!(self.state, State::Stopped) {
-            self.worker.kill();
-            self.endpoint.clean_up_dead_peers();
+        if matches!(self.state, State::Stopped) {
+            return;
+        }
+        if self.host.capacity() == 1 {
+            self.host.kill(None);
+        } else {
+            let _ = self
+                .host
+                .send_control(MessageKind::Shutdown, self.instance, self.seq + 1);
+        }
+        let left = self.leave();
+        if left == 0 && self.release.released(&self.host, left) {
+            self.host.kill(None);
         }
     }
 }
@@ -391,34 +318,36 @@ impl NodeExecutor for PythonNode {
         let deadline = self.started + self.settings.init_timeout;
         let mut exited = false;
         loop {
-            while let Some(sample) = self.receive()? {
-                match envelope(&sample) {
-                    (Some(MessageKind::Ready), _) => {
-                        tracing::debug!(node_id = %self.node_id, pid = self.worker.pid(),
+            while let Some(message) = self.host.take(self.instance)? {
+                match message.kind {
+                    Some(MessageKind::Ready) => {
+                        tracing::debug!(node_id = %self.node_id, pid = self.host.pid(), instance = self.instance,
                             elapsed_ms = self.started.elapsed().as_millis() as u64,
-                            info = %String::from_utf8_lossy(&sample), "Python worker ready");
+                            info = %String::from_utf8_lossy(&message.payload), "Python node ready");
                         self.state = State::Running;
                         return Ok(());
                     }
-                    (Some(MessageKind::Error), _) => {
-                        let report = ErrorReport::from_bytes(&sample);
-                        drop(sample);
+                    Some(MessageKind::Error) => {
+                        let report = message.report();
                         let error = self.fail(Error::Node(report.to_string()));
-                        // The worker waits for this before it exits.
-                        self.shutdown().await;
+                        // The worker dropped the instance; the process stays for others.
+                        let left = self.leave();
+                        if self.release.released(&self.host, left) {
+                            self.host.close(self.settings.shutdown_timeout).await;
+                        }
                         self.state = State::Failed(error.clone());
                         return Err(error);
                     }
-                    (_, envelope) => {
-                        tracing::warn!(node_id = %self.node_id, kind = envelope.kind,
-                            "ignoring an unexpected message from a starting Python worker");
+                    _ => {
+                        tracing::warn!(node_id = %self.node_id, kind = message.envelope.kind,
+                            "ignoring an unexpected message from a starting Python node");
                     }
                 }
             }
             if exited {
                 return Err(self.died("starting"));
             }
-            match self.wait(Some(deadline)).await? {
+            match self.host.wait(self.instance, Some(deadline)).await? {
                 Wake::Message => {}
                 // Read once more what it sent before exiting, then report.
                 Wake::Exited => exited = true,
@@ -434,12 +363,8 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
-        let sent = self
-            .endpoint
-            .send_frame(MessageKind::Data, seq, &input, None)
-            .and_then(|_| self.endpoint.notify());
-        if let Err(e) = sent {
-            if !self.worker.is_running() {
+        if let Err(e) = self.host.send_item(self.instance, seq, &input) {
+            if !self.host.is_running() {
                 return Err(self.died("receiving an item"));
             }
             return Err(self.fail(Error::Node(format!(
@@ -457,7 +382,11 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
-        if self.send_control(MessageKind::Flush, seq).is_err() {
+        if self
+            .host
+            .send_control(MessageKind::Flush, self.instance, seq)
+            .is_err()
+        {
             return Err(self.died("flushing at end of stream"));
         }
         self.in_call = true;

@@ -14,6 +14,7 @@ has its own detector state; the model is loaded once per sample rate. Other data
 pass through.
 """
 
+import functools
 import importlib.util
 import os
 
@@ -69,6 +70,13 @@ class SileroModel:
         return float(out.reshape(-1)[0])
 
 
+@functools.lru_cache(maxsize=None)
+def shared_model(sample_rate):
+    """The model for `sample_rate`, loaded once per process: every instance (session) in it
+    runs the same onnxruntime session with its own `SileroState`."""
+    return SileroModel(sample_rate)
+
+
 class SileroState:
     """One track's detector: the model's recurrent state and the speech state machine."""
 
@@ -92,7 +100,7 @@ class SileroState:
 MAX_TRACKS = 64
 
 
-@remotemedia.node("SileroVADNode")
+@remotemedia.node("SileroVADNode", share=True)
 class SileroVADNode(remotemedia.Node):
     """Speech starts after `min_speech_duration_ms` of windows at or above `threshold`
     (short dips inside the onset do not restart the count); it ends after
@@ -108,7 +116,7 @@ class SileroVADNode(remotemedia.Node):
         self.models = {}
         self.tracks = {}
         # Load the 16 kHz model now, so the first item does not pay for it.
-        self.models[16000] = SileroModel(16000)
+        self.models[16000] = shared_model(16000)
 
     def _track(self, stream_id, rate, timestamp_ms):
         track = self.tracks.get(stream_id)
@@ -119,7 +127,7 @@ class SileroVADNode(remotemedia.Node):
                 f"audio of a {MAX_TRACKS + 1}th track ({stream_id or 'untagged'}) arrived; "
                 f"a node keeps state for at most {MAX_TRACKS} tracks")
         if rate not in self.models:
-            self.models[rate] = SileroModel(rate)
+            self.models[rate] = shared_model(rate)
         # A new track, or another rate (another signal): the detector starts over.
         track = SileroState(self.models[rate], timestamp_ms)
         self.tracks[stream_id] = track

@@ -163,7 +163,7 @@ class FestivalEngine:
 ENGINE_CLASSES = {"espeak-ng": EspeakEngine, "piper": PiperEngine, "festival": FestivalEngine}
 
 
-@remotemedia.node("TextToSpeechNode")
+@remotemedia.node("TextToSpeechNode", share=True)
 class TextToSpeechNode(remotemedia.Node):
     def initialize(self):
         self.engine_name = self.params["engine"]

@@ -102,14 +102,16 @@ def load(name="whisper-small"):
 class Whisper:
     """One loaded model: the encoder and the merged decoder sessions, the tokenizer."""
 
-    def __init__(self, model_dir, threads=1):
-        # One thread: sessions scale by running in several workers, not by threads.
+    def __init__(self, model_dir, threads=None):
+        # One process serves every session using the model (see `share` in the SDK): its
+        # calls use the machine's cores (up to 4), without spinning between them.
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Without the arena a loaded model peaks under 1 GB (975 MB measured).
         options.enable_cpu_mem_arena = False
         providers = ["CPUExecutionProvider"]
@@ -138,9 +140,14 @@ class Whisper:
             raise ValueError(f"Whisper has no language {language!r} (known: {', '.join(sorted(self.languages))})")
         return token
 
-    def transcribe_window(self, samples, language="en"):
-        features = log_mel(samples)[None]
+    def encode(self, windows):
+        """The encoder's states for a batch of windows (each at most 30 s of samples)."""
+        features = np.stack([log_mel(w) for w in windows])
         (hidden,) = self.encoder.run(["last_hidden_state"], {"input_features": features})
+        return hidden
+
+    def decode(self, hidden, language="en"):
+        """Greedy decoding of one window's encoder states (shape [1, frames, width])."""
         prompt = [self.sot, self.language_token(language), self.transcribe, self.no_timestamps]
         empty = np.zeros((1, 12, 0, 64), np.float32)
         feeds = {"input_ids": np.array([prompt], np.int64), "encoder_hidden_states": hidden,
@@ -171,13 +178,29 @@ class Whisper:
                     feeds[past] = presents[past.replace("past_key_values.", "present.")]
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
-    def transcribe_audio(self, samples, language="en"):
-        texts = []
-        for start in range(0, max(samples.size, 1), CHUNK_SAMPLES):
-            text = self.transcribe_window(samples[start:start + CHUNK_SAMPLES], language)
+    def transcribe_many(self, clips, language="en"):
+        """Segments of each clip: one `(start_s, end_s, text)` per 30 s window with words.
+        Every clip's windows go through the encoder in one batch (several sessions'
+        utterances in one model call); decoding is per window."""
+        windows, owners = [], []
+        for index, samples in enumerate(clips):
+            for start in range(0, max(samples.size, 1), CHUNK_SAMPLES):
+                windows.append(samples[start:start + CHUNK_SAMPLES])
+                owners.append((index, start))
+        segments = [[] for _ in clips]
+        if not windows:
+            return segments
+        hidden = self.encode(windows)
+        for row, (index, start) in enumerate(owners):
+            text = self.decode(hidden[row:row + 1], language)
             if text:
-                texts.append(text)
-        return " ".join(texts)
+                end = start + windows[row].size
+                segments[index].append((start / SAMPLE_RATE, end / SAMPLE_RATE, text))
+        return segments
+
+    def transcribe_audio(self, samples, language="en"):
+        """The text of `samples` (16 kHz mono float32)."""
+        return " ".join(text for _, _, text in self.transcribe_many([samples], language)[0])
 
 
 # The files of the npm package's model directory the engine reads.

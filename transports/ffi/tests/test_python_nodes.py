@@ -56,7 +56,7 @@ def test_a_python_exception_raises_node_error_with_the_traceback():
 def test_python_catalog_is_listed():
     listed = {n["node_type"]: n for n in remotemedia.nodes()}
     assert listed["SileroVADNode"]["kind"] == "python"
-    assert listed["SpeechRecognitionNode"]["params"]["properties"]["engine"]["default"] == "pocketsphinx"
+    assert listed["SpeechRecognitionNode"]["params"]["properties"]["engine"]["default"] == "whisper-small"
 
 
 def test_find_node_class_names_what_it_searched():

@@ -1,6 +1,7 @@
 """Python nodes the multiprocess executor's tests run in real worker processes."""
 
 import ctypes
+import functools
 import os
 import signal
 import sys
@@ -209,3 +210,52 @@ class PrintsWithoutNewline(remotemedia.Node):
             sys.stdout.write(chunk)
         sys.stdout.flush()
         return data
+
+
+#: Pids of this process's "model" loads (at most one per process).
+_LOADS = []
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_model():
+    _LOADS.append(os.getpid())
+    return object()
+
+
+@remotemedia.node("SharedCounter", share=True)
+class SharedCounter(remotemedia.Node):
+    """Shares its process: one "model" per process, a count per instance. Text `raise`
+    raises in this instance; `crash` ends the whole process with status 3; an instance
+    with node id `bad` fails to initialize."""
+
+    def initialize(self):
+        if self.node_id == "bad":
+            raise RuntimeError("this instance cannot start")
+        self.model = _shared_model()
+        self.count = 0
+
+    def process(self, data):
+        if data == "raise":
+            raise ValueError("this instance failed")
+        if data == "crash":
+            os._exit(3)
+        self.count += 1
+        return {"pid": os.getpid(), "count": self.count, "loads": len(_LOADS), "item": data}
+
+
+@remotemedia.node("BatchCounter", share=4)
+class BatchCounter(SharedCounter):
+    """SharedCounter with a batch hook, at most four instances per process; each output
+    says how many items its batch held."""
+
+    @classmethod
+    def process_batch(cls, calls):
+        results = []
+        for node, data in calls:
+            try:
+                out = node.process(data)
+                out["batch"] = len(calls)
+                results.append(out)
+            except Exception as exc:
+                results.append(exc)
+        return results

@@ -71,6 +71,9 @@ impl Harness {
             modules: vec!["rm_test_nodes".to_owned()],
             iceoryx2_root: format!("{}/", root.display()),
             iceoryx2_prefix: prefix,
+            // A shared worker closes with its last instance (so leftovers can be counted
+            // at once); the tests of lingering set their own.
+            shared_linger: std::time::Duration::ZERO,
             ..MultiprocessConfig::default()
         };
         adjust(&mut config);

@@ -16,6 +16,16 @@ the first item, `cleanup` once at the end; both may be plain or async functions.
 out of process, in the runtime's Python executor; `run_node` runs one here, e.g. in tests,
 through the same `NodeCalls` the executor's worker uses.
 
+One worker process may host many instances of a node class — one per session using the
+same type and configuration — when the class shares (`@remotemedia.node("Name",
+share=True)`, or `share=N` for at most N instances per process; the manifest's
+`multiprocess: {share: ...}` overrides it). Each instance has its own state; what the
+class holds (a model loaded in a cached function or a class attribute) is loaded once per
+process. Calls are queued; a class may define `process_batch(cls, calls)`, a classmethod
+that gets `[(node, item), ...]` of several instances whose items are waiting at once and
+returns one result per call (what `process` would return, or an exception instance for
+that call alone) — one model call for several sessions.
+
 Items cross process boundaries as frames of the runtime's frame codec (implemented once,
 in Rust): `encode_frame(item) -> bytes` and `decode_frame(buffer)`, which views audio,
 video and tensor payloads in place (no copy) when the buffer is immutable (`bytes`).
@@ -29,7 +39,10 @@ import numpy as np
 from ._remotemedia import Audio, Video, decode_frame, encode_frame, normalize_params
 
 __all__ = ["Node", "node", "registered_nodes", "node_class", "NodeCalls", "collect_outputs",
-           "run_node", "encode_frame", "decode_frame"]
+           "run_node", "encode_frame", "decode_frame", "share_of", "MAX_SHARE"]
+
+#: The most instances one worker process may host (`share=True`).
+MAX_SHARE = 64
 
 _REGISTRY = {}
 
@@ -45,6 +58,11 @@ class Node:
 
     #: The type name manifests use; set by `@remotemedia.node("Name")`.
     node_type = None
+
+    #: How many instances (sessions) one worker process may host: 1 (the default, a
+    #: process per instance), a number up to `MAX_SHARE`, or True (`MAX_SHARE`). Set by
+    #: `@remotemedia.node("Name", share=...)`.
+    share = 1
 
     def __init__(self, node_id=None, params=None):
         self.node_id = node_id
@@ -69,8 +87,21 @@ class Node:
         """Called once at the end of the session."""
 
 
-def node(type_name):
-    """Class decorator registering a `Node` subclass under `type_name`."""
+def share_of(cls):
+    """The instances per process `cls` declares (1..=MAX_SHARE); ValueError otherwise."""
+    share = getattr(cls, "share", 1)
+    if share is True:
+        return MAX_SHARE
+    if share is False or share is None:
+        return 1
+    if isinstance(share, int) and 1 <= share <= MAX_SHARE:
+        return share
+    raise ValueError(f"{cls.__qualname__}.share must be True, False or 1..={MAX_SHARE}, not {share!r}")
+
+
+def node(type_name, share=None):
+    """Class decorator registering a `Node` subclass under `type_name`; `share` (True or a
+    number of instances) lets one worker process host several sessions' instances."""
     if not isinstance(type_name, str) or not type_name:
         raise TypeError("@remotemedia.node needs the node type name, e.g. @remotemedia.node(\"MyNode\")")
 
@@ -81,6 +112,9 @@ def node(type_name):
         if existing is not None and existing is not cls:
             raise ValueError(f"node type {type_name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
         cls.node_type = type_name
+        if share is not None:
+            cls.share = share
+        share_of(cls)
         _REGISTRY[type_name] = cls
         return cls
 
