@@ -41,7 +41,10 @@ enum Task {
         /// `grpc` (N real-time streaming sessions against the server: latency, CPU) or
         /// `ffi` (the Python wheel: call overhead, resampling vs soxr/scipy) or `ipc` (Rust →
         /// Python EchoNode → Rust over shared memory vs a Unix socket; throughput, idle CPU,
-        /// session start) or `docker` or `ingest-live` (live streams through FFmpeg:
+        /// session start) or `models` (ASR engines' word error rate and real-time factor,
+        /// TTS engines judged by the default ASR, Whisper memory per session, EchoNode
+        /// sessions held in real time with shared workers vs a worker per session) or
+        /// `docker` or `ingest-live` (live streams through FFmpeg:
         /// publish → first data, CPU per 720p30 stream against ffmpeg -f null, streams held
         /// in real time).
         #[arg(default_value = "core")]
@@ -491,6 +494,19 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
         "grpc" => bench_grpc(),
         "ffi" => bench_ffi(),
         "ipc" => bench_ipc(root),
+        "models" => {
+            let python = python_env::ensure(root, &absolute_target_dir())?;
+            let mut bench = cargo_args(&[
+                "bench",
+                "-p",
+                "remotemedia-multiprocess",
+                "--bench",
+                "models",
+                "--",
+            ]);
+            bench.arg(&python);
+            run(bench)
+        }
         "docker" => {
             let python = python_env::ensure(root, &absolute_target_dir())?;
             docker_engine::ensure()?;
@@ -523,7 +539,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             ]))
         }
         other => {
-            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, docker)")
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, models, docker)")
         }
     }
 }

@@ -90,6 +90,17 @@ impl Shared {
         removed
     }
 
+    /// Process ids of the shared processes running now.
+    fn pids(&self) -> Vec<u32> {
+        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .values()
+            .flatten()
+            .filter(|h| h.is_running())
+            .map(|h| h.pid())
+            .collect()
+    }
+
     /// Shared processes running now, and the instances they host.
     fn count(&self) -> (usize, usize) {
         let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,6 +287,11 @@ impl MultiprocessBackend {
     /// Shared worker processes running now, and the node instances they host.
     pub fn shared_workers(&self) -> (usize, usize) {
         self.shared.count()
+    }
+
+    /// Process ids of the shared worker processes running now.
+    pub fn shared_worker_pids(&self) -> Vec<u32> {
+        self.shared.pids()
     }
 
     fn start_error(node: &NodeManifest, message: String) -> Error {

@@ -51,8 +51,8 @@ pub fn catalog() -> Vec<PythonNodeType> {
                     .choice(
                         "engine",
                         Some("piper"),
-                        &["piper", "festival", "espeak-ng"],
-                        "speech synthesizer: piper (neural, voice en_US-joe-medium), festival (HTS, cmu_us_slt_arctic_hts), espeak-ng (formant, en-us)",
+                        &["piper", "festival", "espeak-ng", "espeak"],
+                        "speech synthesizer: piper (neural, voice en_US-joe-medium), festival (HTS, cmu_us_slt_arctic_hts), espeak-ng (formant, en-us; `espeak` is the same engine)",
                     )
                     .string(
                         "voice",

@@ -284,20 +284,25 @@ impl Host {
         }
     }
 
-    /// The next message for `instance`: from its inbox, else from the channel (putting
-    /// other instances' messages into their inboxes on the way).
+    /// The next message for `instance`. Everything the channel holds is first put into
+    /// the inboxes of the instances it is for: whoever takes, or was woken, receives for
+    /// all, so no message stays behind a consumed wake-up.
     pub(crate) fn take(&self, instance: u32) -> Result<Option<Message>> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(message) = routes
+        self.drain(&mut routes, instance)?;
+        Ok(routes
             .inboxes
             .get_mut(&instance)
-            .and_then(|inbox| inbox.queue.pop_front())
-        {
-            return Ok(Some(message));
-        }
+            .and_then(|inbox| inbox.queue.pop_front()))
+    }
+
+    /// Moves what the channel holds into the inboxes, waking their nodes (except
+    /// `caller`'s, which is running). Stops while an inbox is full: its node takes the
+    /// rest, draining again with every message it takes.
+    fn drain(&self, routes: &mut Routes, caller: u32) -> Result<()> {
         loop {
             let Some(sample) = self.endpoint.receive().map_err(ipc)? else {
-                return Ok(None);
+                return Ok(());
             };
             let (kind, envelope) = envelope(&sample);
             let message = Message {
@@ -305,16 +310,14 @@ impl Host {
                 envelope,
                 payload: self.holder.bytes(sample),
             };
-            if envelope.instance == instance {
-                return Ok(Some(message));
-            }
             match routes.inboxes.get_mut(&envelope.instance) {
                 Some(inbox) => {
                     inbox.queue.push_back(message);
-                    inbox.notify.notify_one();
+                    if envelope.instance != caller {
+                        inbox.notify.notify_one();
+                    }
                     if inbox.queue.len() >= INBOX_LIMIT {
-                        // Its node takes the rest itself.
-                        return Ok(None);
+                        return Ok(());
                     }
                 }
                 // An instance that left (its session ended during a call).
@@ -387,6 +390,11 @@ impl Host {
                 // Every pending wake-up was read; a later one re-arms the descriptor.
                 guard.clear_ready();
                 taken.map_err(ipc)?;
+                // What the wake-up announced goes to the inboxes now, before this task
+                // can be cancelled: the other nodes waiting on this process are not woken
+                // by the descriptor again.
+                let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+                self.drain(&mut routes, instance)?;
                 Ok(Wake::Message)
             }
             _ = notify.notified() => Ok(Wake::Message),

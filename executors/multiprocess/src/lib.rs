@@ -26,12 +26,16 @@
 //!
 //! # How a Python node runs
 //!
-//! Each node instance of each session gets its own worker: `python -m remotemedia.worker`
-//! (the `remotemedia` wheel, built from `transports/ffi`). The worker imports the runtime,
-//! receives its assignment (node type, params, the shared-memory channel) on stdin, finds
-//! the node class — registered with `@remotemedia.node` by a module it was told to import,
-//! or published by an installed package under the `remotemedia.nodes` entry-point group —
-//! initializes it and answers READY. Then every input item crosses as one frame of the
+//! A node instance runs in a worker process: `python -m remotemedia.worker` (the
+//! `remotemedia` wheel, built from `transports/ffi`). The worker imports the runtime,
+//! receives its assignment (node type, the shared-memory channel) on stdin, finds the node
+//! class — registered with `@remotemedia.node` by a module it was told to import, or
+//! published by an installed package under the `remotemedia.nodes` entry-point group —
+//! and answers READY; then each instance it hosts is opened (params), initialized and
+//! answers READY. A class that shares (`@remotemedia.node("T", share=True)`, or the
+//! manifest's `multiprocess: {share: N}`) lets one worker host many sessions' instances of
+//! one configuration, each with its own state, its model loaded once per process; others
+//! get a worker per instance. Then every input item crosses as one frame of the
 //! runtime's frame codec written into shared memory — the worker protocol of
 //! [`remotemedia_ipc`], which the worker loop in the wheel shares; audio reaches Python as
 //! a numpy array viewing that memory. Wake-ups are iceoryx2 events, so an idle worker
@@ -61,6 +65,7 @@
 //!     init_timeout_ms: 30000
 //!     process_timeout_ms: 60000    # 0: no limit
 //!     shutdown_timeout_ms: 5000
+//!     share: true                  # one worker for many sessions (false: one each)
 //! ```
 
 #![warn(missing_docs)]

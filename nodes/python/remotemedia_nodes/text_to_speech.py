@@ -166,7 +166,8 @@ ENGINE_CLASSES = {"espeak-ng": EspeakEngine, "piper": PiperEngine, "festival": F
 @remotemedia.node("TextToSpeechNode", share=True)
 class TextToSpeechNode(remotemedia.Node):
     def initialize(self):
-        self.engine_name = self.params["engine"]
+        # `espeak` is another name of espeak-ng.
+        self.engine_name = {"espeak": "espeak-ng"}.get(self.params["engine"], self.params["engine"])
         if self.engine_name not in ENGINES:
             raise ValueError(
                 f"unknown engine {self.engine_name!r} (available: {', '.join(ENGINES)})")

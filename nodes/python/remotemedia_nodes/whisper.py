@@ -27,6 +27,11 @@ N_MELS = 80
 CHUNK_SAMPLES = 30 * SAMPLE_RATE
 N_FRAMES = CHUNK_SAMPLES // HOP
 MAX_NEW_TOKENS = 224
+#: Windows encoded in one encoder call. Each window in a batch adds ~130 MB of activations
+#: (the 1500x1500 attention of 12 heads per layer), so sessions batched together stay
+#: within a bounded peak: two at a time keeps a shared process's memory per added session
+#: small while still amortizing the call.
+ENCODER_BATCH = 2
 
 
 def _hz_to_mel(f):
@@ -180,8 +185,8 @@ class Whisper:
 
     def transcribe_many(self, clips, language="en"):
         """Segments of each clip: one `(start_s, end_s, text)` per 30 s window with words.
-        Every clip's windows go through the encoder in one batch (several sessions'
-        utterances in one model call); decoding is per window."""
+        The clips' windows go through the encoder `ENCODER_BATCH` at a time (several
+        sessions' utterances in one model call); decoding is per window."""
         windows, owners = [], []
         for index, samples in enumerate(clips):
             for start in range(0, max(samples.size, 1), CHUNK_SAMPLES):
@@ -190,12 +195,13 @@ class Whisper:
         segments = [[] for _ in clips]
         if not windows:
             return segments
-        hidden = self.encode(windows)
-        for row, (index, start) in enumerate(owners):
-            text = self.decode(hidden[row:row + 1], language)
-            if text:
-                end = start + windows[row].size
-                segments[index].append((start / SAMPLE_RATE, end / SAMPLE_RATE, text))
+        for first in range(0, len(windows), ENCODER_BATCH):
+            hidden = self.encode(windows[first:first + ENCODER_BATCH])
+            for row, (index, start) in enumerate(owners[first:first + ENCODER_BATCH]):
+                text = self.decode(hidden[row:row + 1], language)
+                if text:
+                    end = start + windows[first + row].size
+                    segments[index].append((start / SAMPLE_RATE, end / SAMPLE_RATE, text))
         return segments
 
     def transcribe_audio(self, samples, language="en"):
