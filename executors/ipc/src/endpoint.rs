@@ -34,8 +34,9 @@ pub const DEFAULT_ROOT: &str = "/dev/shm/remotemedia/";
 /// Default [`ChannelSpec::prefix`].
 pub const DEFAULT_PREFIX: &str = "remotemedia_";
 
-/// Samples a subscriber may queue before the publisher waits.
-const BUFFER_SIZE: usize = 32;
+/// Samples a subscriber may queue before the publisher waits (a side must never send more
+/// than this unanswered while the other side may be waiting to send to it).
+pub const BUFFER_SIZE: usize = 32;
 /// Samples a subscriber may hold at once; the worker keeps input views alive this way.
 pub const MAX_BORROWED: usize = 16;
 /// Slices start this large and grow by powers of two on demand (no size cap).

@@ -67,7 +67,8 @@ mod service;
 mod spin;
 
 pub use endpoint::{
-    ChannelSpec, Endpoint, Received, Service, DEFAULT_PREFIX, DEFAULT_ROOT, MAX_BORROWED,
+    ChannelSpec, Endpoint, Received, Service, BUFFER_SIZE, DEFAULT_PREFIX, DEFAULT_ROOT,
+    MAX_BORROWED,
 };
 pub use frames::{payload_identity, PayloadIdentity, SampleHolder};
 pub use message::{envelope, Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT, PROCESS};

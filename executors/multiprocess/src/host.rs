@@ -21,12 +21,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Calls (an instance's open, item, flush or shutdown, each until its answer) in flight to
+/// one worker at once. Below the worker's receive buffer, so the runtime never waits to
+/// send — the worker may wait to send its outputs until the runtime reads, and a runtime
+/// blocked sending to it would read no more.
+const CALLS_IN_FLIGHT: usize = remotemedia_ipc::BUFFER_SIZE - 8;
 
 /// Messages an instance's inbox holds before the others stop taking messages for it
 /// from the channel (its node then takes them itself): a session that does not read
 /// cannot make the runtime buffer without bound.
 const INBOX_LIMIT: usize = 64;
+
+/// A node waiting for its worker looks at the channel at least this often, wake-up or not
+/// (as the worker does every second): a wake-up that never comes costs this much instead
+/// of the whole call.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// A raw descriptor for [`AsyncFd`]; the owner keeps it open.
 struct Fd(RawFd);
@@ -109,6 +120,8 @@ pub struct Host {
     exit_fd: RawFd,
     holder: SampleHolder,
     routes: Mutex<Routes>,
+    /// Places for calls in flight ([`CALLS_IN_FLIGHT`]).
+    calls: Arc<Semaphore>,
     /// Instances the process may host (what the class declared, or the manifest's
     /// `share`), and how many it hosts now.
     capacity: usize,
@@ -121,9 +134,9 @@ pub struct Host {
     info: serde_json::Value,
     /// The interpreter, for hints.
     python: std::path::PathBuf,
-    // What the executor keeps while the process lives (its place under the worker limit,
-    // its share of a container); dropped last.
-    _lease: Box<dyn Send + Sync>,
+    /// What the executor keeps while the process lives (its place under the worker limit,
+    /// its share of a container): let go once the process is killed or gone.
+    lease: Mutex<Option<Box<dyn Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -164,13 +177,14 @@ impl Host {
             exit_fd,
             holder: SampleHolder::for_host(),
             routes: Mutex::new(Routes::default()),
+            calls: Arc::new(Semaphore::new(CALLS_IN_FLIGHT)),
             capacity: 1,
             active: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             killed_because: Mutex::new(None),
             info: serde_json::Value::Null,
             python: settings.python.clone(),
-            _lease: lease,
+            lease: Mutex::new(Some(lease)),
         };
         host.routes
             .lock()
@@ -377,12 +391,9 @@ impl Host {
                 None => Arc::new(Notify::new()),
             }
         };
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let recheck = Instant::now() + RECHECK;
+        let until = deadline.map_or(recheck, |at| at.min(recheck));
+        let sleep = tokio::time::sleep_until(until.into());
         tokio::select! {
             ready = watch.wakeup.readable() => {
                 let mut guard = ready.map_err(|e| Error::Node(format!("cannot wait for the Python worker: {e}")))?;
@@ -403,7 +414,30 @@ impl Host {
                 let _exited = ready.map_err(|e| Error::Node(format!("cannot watch the Python worker: {e}")))?;
                 Ok(Wake::Exited)
             }
-            _ = sleep => Ok(Wake::TimedOut),
+            _ = sleep => {
+                if deadline.is_some_and(|at| Instant::now() >= at) {
+                    return Ok(Wake::TimedOut);
+                }
+                let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+                self.drain(&mut routes, instance)?;
+                if routes.inboxes.get(&instance).is_some_and(|inbox| !inbox.queue.is_empty()) {
+                    tracing::debug!(pid = self.pid, instance,
+                        "a message for a waiting node was found without a wake-up");
+                }
+                Ok(Wake::Message)
+            }
+        }
+    }
+
+    /// A place for one call in flight, held until its answer has arrived; waits while the
+    /// worker has [`CALLS_IN_FLIGHT`] calls queued.
+    pub(crate) async fn call_place(&self) -> OwnedSemaphorePermit {
+        match Arc::clone(&self.calls).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => Arc::clone(&self.calls)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed"),
         }
     }
 
@@ -582,6 +616,12 @@ impl Drop for Host {
             .unwrap_or_else(|p| p.into_inner())
             .kill();
         self.endpoint.clean_up_dead_peers();
+        drop(
+            self.lease
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 }
 

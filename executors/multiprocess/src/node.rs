@@ -54,6 +54,10 @@ pub struct PythonNode {
     /// abandoned (a cancelled session, an error on the runtime's side) — then the worker is
     /// busy with work nobody waits for.
     in_call: bool,
+    /// The node's place among the calls in flight to its worker, while one is.
+    place: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// What opens the instance in the worker (sent by `initialize`).
+    open: serde_json::Value,
 }
 
 impl std::fmt::Debug for PythonNode {
@@ -69,9 +73,9 @@ impl std::fmt::Debug for PythonNode {
 }
 
 impl PythonNode {
-    /// Opens a new instance of the node `node` (of session `session_id`) in `host`,
-    /// started at `started`; `release` decides what happens to the host when the
-    /// instance leaves it.
+    /// A new instance of the node `node` (of session `session_id`) in `host`, started at
+    /// `started`, opened in the worker by [`initialize`](NodeExecutor::initialize);
+    /// `release` decides what happens to the host when the instance leaves it.
     pub fn open(
         host: Arc<Host>,
         node: &remotemedia_runtime_core::manifest::NodeManifest,
@@ -81,12 +85,12 @@ impl PythonNode {
         release: Arc<dyn Release>,
     ) -> Result<Self> {
         let instance = host.add_instance();
-        let payload = serde_json::json!({
+        let open = serde_json::json!({
             "session_id": session_id,
             "node_id": node.id,
             "params": node.params,
         });
-        let mut this = Self {
+        Ok(Self {
             node_id: node.id.clone(),
             node_type: node.node_type.clone(),
             settings,
@@ -98,13 +102,9 @@ impl PythonNode {
             started,
             spin: Spin::new(Spin::HOST_WINDOW),
             in_call: false,
-        };
-        if let Err(e) = this.host.send_open(instance, &payload) {
-            let error = Error::Node(format!("cannot send to the Python worker: {e}"));
-            this.leave();
-            return Err(this.fail(error));
-        }
-        Ok(this)
+            place: None,
+            open,
+        })
     }
 
     /// The worker's process id.
@@ -158,12 +158,14 @@ impl PythonNode {
                     }
                     Some(MessageKind::Done) if message.envelope.seq == seq => {
                         self.in_call = false;
+                        self.place = None;
                         self.spin.end(&wait, slept);
                         return Ok(());
                     }
                     Some(MessageKind::Error) => {
                         // The worker ended the call with its report.
                         self.in_call = false;
+                        self.place = None;
                         let report = message.report();
                         return Err(self.fail(Error::Node(report.to_string())));
                     }
@@ -242,6 +244,9 @@ impl PythonNode {
         }
         self.seq += 1;
         let seq = self.seq;
+        if self.host.is_running() {
+            self.place = Some(self.host.call_place().await);
+        }
         if self.host.is_running()
             && self
                 .host
@@ -279,6 +284,7 @@ impl PythonNode {
                 }
             }
         }
+        self.place = None;
         let left = self.leave();
         if self.release.released(&self.host, left) {
             self.host.close(self.settings.shutdown_timeout).await;
@@ -316,6 +322,15 @@ impl NodeExecutor for PythonNode {
 
     async fn initialize(&mut self, _ctx: &NodeContext) -> Result<()> {
         let deadline = self.started + self.settings.init_timeout;
+        self.place = Some(self.host.call_place().await);
+        if let Err(e) = self.host.send_open(self.instance, &self.open) {
+            if !self.host.is_running() {
+                return Err(self.died("starting"));
+            }
+            return Err(self.fail(Error::Node(format!(
+                "cannot send to the Python worker: {e}"
+            ))));
+        }
         let mut exited = false;
         loop {
             while let Some(message) = self.host.take(self.instance)? {
@@ -325,9 +340,11 @@ impl NodeExecutor for PythonNode {
                             elapsed_ms = self.started.elapsed().as_millis() as u64,
                             info = %String::from_utf8_lossy(&message.payload), "Python node ready");
                         self.state = State::Running;
+                        self.place = None;
                         return Ok(());
                     }
                     Some(MessageKind::Error) => {
+                        self.place = None;
                         let report = message.report();
                         let error = self.fail(Error::Node(report.to_string()));
                         // The worker dropped the instance; the process stays for others.
@@ -363,6 +380,7 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
+        self.place = Some(self.host.call_place().await);
         if let Err(e) = self.host.send_item(self.instance, seq, &input) {
             if !self.host.is_running() {
                 return Err(self.died("receiving an item"));
@@ -382,6 +400,7 @@ impl NodeExecutor for PythonNode {
         self.check_usable()?;
         self.seq += 1;
         let seq = self.seq;
+        self.place = Some(self.host.call_place().await);
         if self
             .host
             .send_control(MessageKind::Flush, self.instance, seq)
