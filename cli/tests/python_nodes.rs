@@ -286,6 +286,36 @@ fn the_voice_loop_needs_no_network_at_all() {
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<String> = transcript_lines(&o).iter().map(|l| words(l)).collect();
     assert_eq!(lines, ["please call me tomorrow morning"], "{}", stderr(&o));
+    // Every recognition engine, too.
+    let manifest = std::env::temp_dir().join(format!("rm-offline-{}.yaml", std::process::id()));
+    let example = std::fs::read_to_string(root().join("examples/pipelines/transcribe.yaml"))
+        .expect("transcribe.yaml");
+    for engine in ["whisper-tiny", "pocketsphinx"] {
+        std::fs::write(
+            &manifest,
+            example.replace(
+                "params: { engine: whisper-small }",
+                &format!("params: {{ engine: {engine} }}"),
+            ),
+        )
+        .expect("manifest");
+        let o = Command::new("unshare")
+            .args(["--net", "--"])
+            .arg(env!("CARGO_BIN_EXE_remotemedia"))
+            .args([
+                "run",
+                manifest.to_str().expect("path"),
+                "--input",
+                "examples/media/dictation.wav",
+            ])
+            .current_dir(root())
+            .env("REMOTEMEDIA_PYTHON", python())
+            .output()
+            .expect("unshare");
+        assert!(o.status.success(), "{engine}: {}", stderr(&o));
+        assert_eq!(transcript_lines(&o).len(), 3, "{engine}: {}", stdout(&o));
+    }
+    let _ = std::fs::remove_file(&manifest);
 }
 
 #[test]
