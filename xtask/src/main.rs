@@ -434,7 +434,7 @@ fn demo() -> Result<()> {
         .count();
     println!("{alerts} alerts (silences and dropouts between words)");
     println!(
-        "\n==> transcription with Python nodes (Silero VAD, PocketSphinx) of the bundled dictation"
+        "\n==> transcription with Python nodes (Silero VAD, Whisper small) of the bundled dictation"
     );
     run(remotemedia_cli(
         &python,
@@ -445,7 +445,7 @@ fn demo() -> Result<()> {
             "examples/media/dictation.wav",
         ],
     ))?;
-    println!("\n==> voice loop: text -> Piper -> 16 kHz -> PocketSphinx -> text");
+    println!("\n==> voice loop: text -> Piper -> 16 kHz -> Whisper small -> text");
     run(remotemedia_cli(
         &python,
         &[
