@@ -38,7 +38,8 @@ struct Shared {
     /// One start of a shared process at a time per key, so that concurrent sessions join
     /// it instead of each starting their own.
     starting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// What the node class declared (instances per process), once a worker said so.
+    /// What the node class declared (instances per process), once a worker said so; by
+    /// class (type and worker settings, not params), so it grows with configurations only.
     declared: Mutex<HashMap<String, usize>>,
     linger: Duration,
 }
@@ -51,6 +52,18 @@ impl Shared {
     fn starting_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(starting.entry(key.to_owned()).or_default())
+    }
+
+    /// Lets go of `key`'s start lock, and of its entry when no other session waits on it
+    /// (the map holds only the keys being started: params from clients cannot grow it).
+    fn forget_start(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        let unused = starting
+            .get(key)
+            .is_some_and(|held| Arc::ptr_eq(held, &lock) && Arc::strong_count(held) == 2);
+        if unused {
+            starting.remove(key);
+        }
     }
 
     /// A running shared process for `key` with a place free.
@@ -323,58 +336,80 @@ impl ExecutorBackend for MultiprocessBackend {
             None => NodeSettings::resolve(&self.config, node)?,
         };
         let started = Instant::now();
-        let key = share_key(node, &settings);
+        let class = class_key(node, &settings);
         let declared = self
             .shared
             .declared
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(&class)
             .copied();
         if settings.share.or(declared) == Some(1) {
             // A process of its own.
             let host = self.start_host(node, &settings, started).await?;
             return self.open(host, &spec, settings, started, Arc::new(CloseWhenEmpty));
         }
+        let key = share_key(&class, node, &settings);
         let starting = self.shared.starting_lock(&key);
-        let _one_start = starting.lock().await;
-        let host = match self.shared.find(&key) {
-            Some(host) => host,
-            None => {
-                let host = self.start_host(node, &settings, started).await?;
-                if settings.share.is_none() {
-                    self.shared
-                        .declared
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key.clone(), host.capacity());
-                }
-                if host.capacity() == 1 {
-                    return self.open(host, &spec, settings, started, Arc::new(CloseWhenEmpty));
-                }
-                self.shared.add(&key, &host);
-                host
-            }
+        let opened = {
+            // Held until the instance is counted in its process, so concurrent sessions
+            // never overfill one.
+            let _one_start = starting.lock().await;
+            let placed = match self.shared.find(&key) {
+                Some(host) => Ok(host),
+                None => self
+                    .start_host(node, &settings, started)
+                    .await
+                    .inspect(|host| {
+                        if settings.share.is_none() {
+                            self.shared
+                                .declared
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(class, host.capacity());
+                        }
+                        if host.capacity() > 1 {
+                            self.shared.add(&key, host);
+                        }
+                    }),
+            };
+            placed.and_then(|host| {
+                let release: Arc<dyn Release> = if host.capacity() == 1 {
+                    Arc::new(CloseWhenEmpty)
+                } else {
+                    Arc::new(Placement {
+                        shared: Arc::clone(&self.shared),
+                        key: key.clone(),
+                        shutdown_timeout: settings.shutdown_timeout,
+                    })
+                };
+                self.open(host, &spec, settings, started, release)
+            })
         };
-        let release = Arc::new(Placement {
-            shared: Arc::clone(&self.shared),
-            key,
-            shutdown_timeout: settings.shutdown_timeout,
-        });
-        self.open(host, &spec, settings, started, release)
+        self.shared.forget_start(&key, starting);
+        opened
     }
 }
 
-/// What a shared process runs: node type, params and every setting of the worker. Equal
-/// keys may share a process.
-fn share_key(node: &NodeManifest, settings: &NodeSettings) -> String {
+/// Which class a worker finds: node type and every setting of the worker (what the class
+/// declares depends on nothing else).
+fn class_key(node: &NodeManifest, settings: &NodeSettings) -> String {
     serde_json::json!({
         "node_type": node.node_type,
-        "params": node.params,
         "python": settings.python,
         "env": settings.env,
         "modules": settings.modules,
         "python_path": settings.python_path,
+    })
+    .to_string()
+}
+
+/// What a shared process runs: the class, its params and the manifest's `share`. Equal
+/// keys may share a process.
+fn share_key(class: &str, node: &NodeManifest, settings: &NodeSettings) -> String {
+    serde_json::json!({
+        "class": class,
+        "params": node.params,
         "share": settings.share,
     })
     .to_string()

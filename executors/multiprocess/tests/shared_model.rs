@@ -9,14 +9,10 @@ use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::transport::PipelineSession;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{item, manifest, Harness};
+use support::{item, Harness};
 
 async fn session(harness: &Harness, yaml: &str) -> PipelineSession {
-    harness
-        .runner
-        .create_stream_session(manifest(yaml))
-        .await
-        .expect("session")
+    harness.session(yaml).await
 }
 
 /// Resident memory of process `pid`, in bytes.

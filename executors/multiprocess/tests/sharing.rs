@@ -15,11 +15,7 @@ use support::{item, manifest, Harness};
 const SHARED: &str = "nodes: [{id: n, node_type: SharedCounter, executor: multiprocess}]";
 
 async fn session(harness: &Harness, yaml: &str) -> PipelineSession {
-    harness
-        .runner
-        .create_stream_session(manifest(yaml))
-        .await
-        .expect("session")
+    harness.session(yaml).await
 }
 
 /// Sends `text` and returns the one Json output.
@@ -242,7 +238,7 @@ async fn a_batch_hook_serves_several_sessions_and_every_item_gets_its_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_process_stays_for_the_next_session_then_closes() {
-    let harness = Harness::with(|c| c.shared_linger = Duration::from_millis(400));
+    let harness = Harness::with(|c| c.shared_linger = Duration::from_secs(3));
     let a = session(&harness, SHARED).await;
     let pid = ask(&a, "x").await["pid"].clone();
     a.close().await.expect("close");

@@ -172,6 +172,17 @@ impl Drop for Harness {
 }
 
 impl Harness {
+    /// Starts a session of `yaml`, which must start.
+    pub async fn session(
+        &self,
+        yaml: &str,
+    ) -> remotemedia_runtime_core::transport::PipelineSession {
+        self.runner
+            .create_stream_session(manifest(yaml))
+            .await
+            .expect("session")
+    }
+
     /// Starts a session that must fail; returns the error text.
     pub async fn start_error(&self, yaml: &str) -> String {
         match self.runner.create_stream_session(manifest(yaml)).await {
