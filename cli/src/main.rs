@@ -3,7 +3,7 @@
 
 mod output;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use output::{AudioTarget, Format, OutputSink, WavEncoding, Written, MEDIA_END_US};
@@ -48,11 +48,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve pipelines over gRPC (the same server as remotemedia-grpc-server).
-    Serve(remotemedia_grpc::args::ServerArgs),
+    /// Serve pipelines over gRPC (the same server as remotemedia-grpc-server) and, with
+    /// --webrtc, to WebRTC peers (browsers) running the --pipeline manifests.
+    Serve(ServeArgs),
     /// Build, list and remove the images and containers of Docker nodes.
     #[command(subcommand)]
     Docker(DockerCommand),
+}
+
+/// `remotemedia serve`: the gRPC server's flags and the WebRTC server's.
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    grpc: remotemedia_grpc::args::ServerArgs,
+    #[command(flatten)]
+    webrtc: remotemedia_webrtc::args::WebRtcArgs,
 }
 
 #[derive(Subcommand)]
@@ -202,7 +212,7 @@ fn main() {
             Command::Nodes { json } => nodes(json),
             Command::Serve(args) => {
                 remotemedia_grpc::args::init_logging();
-                remotemedia_grpc::args::run_server("remotemedia serve", &args).await
+                serve(args).await
             }
             Command::Docker(command) => {
                 remotemedia_grpc::args::init_logging_with("remotemedia=warn");
@@ -276,6 +286,56 @@ async fn prepare_docker(
     let result = docker.prepare(manifest, progress).await;
     spinner.finish_and_clear();
     Ok(result?)
+}
+
+/// The gRPC server, and the WebRTC server next to it when `--webrtc` is given (one runner,
+/// one bearer token); both stop on SIGINT/SIGTERM.
+async fn serve(args: ServeArgs) -> Result<()> {
+    let Some(webrtc_config) = args.webrtc.config(args.grpc.auth_token.clone()) else {
+        if !args.webrtc.pipelines.is_empty() {
+            bail!("--pipeline offers a pipeline to WebRTC peers: add --webrtc ADDR");
+        }
+        return remotemedia_grpc::args::run_server("remotemedia serve", &args.grpc).await;
+    };
+    let config = args.grpc.load_config()?;
+    let runner = args.grpc.runner(Some(&config))?;
+    let pipelines = args.webrtc.pipelines(&runner)?;
+    let webrtc = remotemedia_webrtc::WebRtcServer::new(runner.clone(), pipelines, webrtc_config);
+    let webrtc_listener = webrtc.bind().await.map_err(|e| {
+        anyhow!(
+            "cannot listen for WebRTC signaling on {}: {e}",
+            args.webrtc
+                .webrtc
+                .unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
+        )
+    })?;
+    let (listener, addr) = remotemedia_grpc::bind(&config)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {}: {e}", config.listen))?;
+    // Scripts and tests read these lines to find the ports.
+    eprintln!("remotemedia serve listening on {addr}");
+    eprintln!(
+        "remotemedia serve: WebRTC on http://{} (demo page at /)",
+        webrtc_listener.local_addr()?
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        remotemedia_grpc::args::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let webrtc_task = {
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move { webrtc.serve(webrtc_listener, stop).await })
+    };
+    let grpc = remotemedia_grpc::serve(runner, config, listener, stopped(stop_rx)).await;
+    let webrtc = webrtc_task
+        .await
+        .map_err(|e| anyhow!("the WebRTC server failed: {e}"))?;
+    grpc?;
+    webrtc.map_err(|e| anyhow!("the WebRTC server failed: {e}"))
 }
 
 async fn docker(command: DockerCommand) -> Result<()> {
