@@ -211,7 +211,10 @@ fn main() {
             Command::Validate { manifest } => validate(&manifest),
             Command::Nodes { json } => nodes(json),
             Command::Serve(args) => {
-                remotemedia_grpc::args::init_logging();
+                // The WebRTC stack logs every state change at info: warnings only.
+                remotemedia_grpc::args::init_logging_with(
+                    "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_sctp=error,rtc_srtp=warn,webrtc=warn",
+                );
                 serve(args).await
             }
             Command::Docker(command) => {

@@ -204,9 +204,11 @@ impl OpusIn {
             payload,
             lost_before,
         } = packet;
-        let packet =
-            || Packet::try_from(&payload[..]).map_err(|e| format!("empty Opus packet: {e}"));
-        packet()?;
+        if payload.is_empty() {
+            // Padding (senders probe bandwidth with empty packets): no audio in it.
+            return Ok(());
+        }
+        let packet = || Packet::try_from(&payload[..]).map_err(|e| format!("Opus packet: {e}"));
         // Unwrap the 32-bit timestamp: a signed step from the previous packet's.
         let ext = match self.last_rtp {
             None => 0,

@@ -269,6 +269,7 @@ impl WebRtcServer {
         Router::new()
             .route("/", get(demo_page))
             .route("/demo.js", get(demo_script))
+            .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
             .route("/pipelines", get(list_pipelines))
             .route("/whip/{pipeline}", post(offer))
             .route("/whip/sessions/{id}", patch(trickle).delete(hang_up))

@@ -41,7 +41,13 @@ function logEvent(text, cls) {
 
 async function loadPipelines() {
   const r = await fetch("/pipelines", { headers: headers() });
-  if (!r.ok) { logEvent("pipelines: " + (await r.text()), "error"); return; }
+  if (!r.ok) {
+    const body = await r.text();
+    state.errors.push({ status: r.status, body });
+    logEvent("pipelines (" + r.status + "): " + body, "error");
+    setStatus("refused");
+    return;
+  }
   const { pipelines } = await r.json();
   const select = $("pipeline");
   select.innerHTML = "";

@@ -1,0 +1,249 @@
+//! A real browser talks to `remotemedia serve --webrtc`: headless Chromium (Debian's, driven
+//! by playwright-core) loads the server's demo page with a fake microphone playing the
+//! bundled speech, and the test checks what the page saw: VAD events, the transcript, the
+//! spoken reply's audio, the round trip time.
+//!
+//! Chromium gathers no ICE candidates on loopback alone, so server and browser run in a
+//! private network namespace of the test's own, joined by a veth pair (10.213.N.1 and
+//! .2); nothing else is ever a target. Needs root (for the namespace), Chromium and
+//! playwright-core: `cargo xtask ci` installs them and runs these tests with `--ignored`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A network namespace with a veth pair inside it; removed on drop.
+struct Namespace {
+    name: String,
+    server_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("the ip command (iproute2)");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+impl Namespace {
+    fn create(index: u8) -> Namespace {
+        let pid = std::process::id();
+        let name = format!("rm-webrtc-{pid}-{index}");
+        let (a, b) = (format!("rmw{pid}a{index}"), format!("rmw{pid}b{index}"));
+        let subnet = format!("10.213.{}", (pid % 200) as u8 + index);
+        ip(&["netns", "add", &name]);
+        let ns = Namespace {
+            name,
+            server_ip: format!("{subnet}.1"),
+        };
+        ip(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
+        ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+        for (dev, host) in [(&a, 1), (&b, 2)] {
+            ip(&["link", "set", dev, "netns", &ns.name]);
+            let addr = format!("{subnet}.{host}/24");
+            ip(&[
+                "netns", "exec", &ns.name, "ip", "addr", "add", &addr, "dev", dev,
+            ]);
+            ip(&["netns", "exec", &ns.name, "ip", "link", "set", dev, "up"]);
+        }
+        ns
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn playwright() -> PathBuf {
+    std::env::var_os("REMOTEMEDIA_PLAYWRIGHT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(".cache/remotemedia/browser/node_modules/playwright-core")
+        })
+}
+
+/// `remotemedia serve` in the namespace; its WebRTC address from its announcement.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(ns: &Namespace, pipelines: &[&str], extra: &[&str]) -> Server {
+        let mut command = ns.command(Path::new(env!("CARGO_BIN_EXE_remotemedia")));
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--webrtc", &format!("{}:0", ns.server_ip)])
+            .args(extra)
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for p in pipelines {
+            command.args(["--pipeline", p]);
+        }
+        let mut child = command.spawn().expect("remotemedia serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+                if let Some(rest) = line.split("WebRTC on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server announces its WebRTC address");
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM, as an operator stops it; the server ends its peers and exits.
+        unsafe_sigterm(self.child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    // `ip netns exec` execs the program, so the child's pid is the server's.
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+/// Runs the page driver in the namespace; the JSON it printed.
+fn drive(ns: &Namespace, url: &str, wav: &Path, until: &str) -> serde_json::Value {
+    let script = repo().join("transports/webrtc/tests/browser/run-demo.cjs");
+    let output = ns
+        .command(Path::new("node"))
+        .arg(script)
+        .arg(url)
+        .arg(wav)
+        .args(["--until", until, "--timeout-ms", "150000"])
+        .env("REMOTEMEDIA_PLAYWRIGHT", playwright())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|_| panic!("the driver printed {stdout:?}"))
+}
+
+#[test]
+#[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
+fn a_browser_hears_its_transcript_spoken_back() {
+    let ns = Namespace::create(0);
+    let server = Server::start(
+        &ns,
+        &["voice=examples/pipelines/webrtc-voice.yaml"],
+        &["--auth-token", "browser-token"],
+    );
+    let wav = repo().join("examples/media/speech.wav");
+    let seen = drive(
+        &ns,
+        &format!("{}/#pipeline=voice&token=browser-token", server.url),
+        &wav,
+        "transcript",
+    );
+    eprintln!("browser saw: {seen}");
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert!(seen["speechStarts"].as_u64().unwrap() >= 1, "{seen}");
+    assert!(seen["events"].as_u64().unwrap() > 20, "{seen}");
+    // The fake microphone loops the clip from wherever capture started: the first
+    // utterance may be the end of a sentence; every transcript is (the end of) one of the
+    // clip's two sentences, and a later one is a whole sentence.
+    let sentences = [
+        "the quick brown fox jumps over the lazy dog.",
+        "remote media runs pipelines in real time.",
+    ];
+    let texts: Vec<String> = seen["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_lowercase())
+        .collect();
+    assert!(texts.len() >= 2, "{texts:?}");
+    for text in &texts {
+        assert!(
+            sentences.iter().any(|s| s.ends_with(text.as_str())),
+            "transcript {text:?}"
+        );
+    }
+    assert!(
+        texts[1..].iter().any(|t| sentences.contains(&t.as_str())),
+        "{texts:?}"
+    );
+    // The spoken reply played in the page: audible level, Opus packets decoded.
+    assert!(seen["outPeak"].as_f64().unwrap() > 0.01, "{seen}");
+    assert!(
+        seen["inbound"]["packetsReceived"].as_u64().unwrap() > 25,
+        "{seen}"
+    );
+    assert!(
+        seen["inbound"]["totalAudioEnergy"].as_f64().unwrap() > 0.0,
+        "{seen}"
+    );
+    assert!(seen["rttMs"].as_f64().unwrap() < 1000.0, "{seen}");
+}
+
+#[test]
+#[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
+fn a_browser_with_the_wrong_token_is_refused_and_with_the_right_one_hears_its_echo() {
+    let ns = Namespace::create(1);
+    let server = Server::start(
+        &ns,
+        &["echo=examples/pipelines/webrtc-echo.yaml"],
+        &["--auth-token", "right"],
+    );
+    let wav = repo().join("examples/media/speech.wav");
+    // Without the right token the page cannot even list the pipelines.
+    let seen = drive(
+        &ns,
+        &format!("{}/#pipeline=echo&token=wrong", server.url),
+        &wav,
+        "audio",
+    );
+    assert_eq!(seen["errors"][0]["status"], 401, "{seen}");
+    assert_eq!(seen["status"], "refused", "{seen}");
+    let echo = drive(
+        &ns,
+        &format!("{}/#pipeline=echo&token=right", server.url),
+        &wav,
+        "audio",
+    );
+    eprintln!("echo: {echo}");
+    assert_eq!(echo["ok"], true, "{echo}");
+    assert!(echo["outPeak"].as_f64().unwrap() > 0.01, "{echo}");
+}
