@@ -61,8 +61,25 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     grpc: remotemedia_grpc::args::ServerArgs,
+    #[cfg(feature = "webrtc")]
     #[command(flatten)]
     webrtc: remotemedia_webrtc::args::WebRtcArgs,
+    #[cfg(not(feature = "webrtc"))]
+    #[command(flatten)]
+    webrtc: NoWebRtc,
+}
+
+/// The WebRTC flags of a build without WebRTC: they only say how to get it.
+#[cfg(not(feature = "webrtc"))]
+#[derive(clap::Args)]
+struct NoWebRtc {
+    /// Serve WebRTC peers on this address (not in this build: build the command with
+    /// `cargo xtask cli`, or with `--features webrtc`, which needs libopus-dev).
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<String>,
+    /// A pipeline WebRTC peers may run, NAME=PATH (needs a build with WebRTC).
+    #[arg(long = "pipeline", value_name = "NAME=PATH")]
+    pipelines: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -291,8 +308,22 @@ async fn prepare_docker(
     Ok(result?)
 }
 
+/// The gRPC server; `--webrtc` needs a build with WebRTC.
+#[cfg(not(feature = "webrtc"))]
+async fn serve(args: ServeArgs) -> Result<()> {
+    if args.webrtc.webrtc.is_some() || !args.webrtc.pipelines.is_empty() {
+        bail!(
+            "this remotemedia was built without WebRTC: build it with `cargo xtask cli` \
+             (or `cargo build --release -p remotemedia-cli --features webrtc`, which needs \
+             libopus-dev)"
+        );
+    }
+    remotemedia_grpc::args::run_server("remotemedia serve", &args.grpc).await
+}
+
 /// The gRPC server, and the WebRTC server next to it when `--webrtc` is given (one runner,
 /// one bearer token); both stop on SIGINT/SIGTERM.
+#[cfg(feature = "webrtc")]
 async fn serve(args: ServeArgs) -> Result<()> {
     let Some(webrtc_config) = args.webrtc.config(args.grpc.auth_token.clone()) else {
         if !args.webrtc.pipelines.is_empty() {

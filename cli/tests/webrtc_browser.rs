@@ -8,6 +8,8 @@
 //! .2); nothing else is ever a target. Needs root (for the namespace), Chromium and
 //! playwright-core: `cargo xtask ci` installs them and runs these tests with `--ignored`.
 
+#![cfg(feature = "webrtc")]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -9,6 +9,7 @@ mod fuzz;
 mod python_env;
 mod soak;
 mod venv;
+mod webrtc_env;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -46,14 +47,16 @@ enum Task {
         /// sessions held in real time with shared workers vs a worker per session) or
         /// `docker` or `ingest-live` (live streams through FFmpeg:
         /// publish → first data, CPU per 720p30 stream against ffmpeg -f null, streams held
-        /// in real time).
+        /// in real time) or `webrtc` (Opus in → PassThrough → Opus out latency against the
+        /// gRPC stream, concurrent peers at real time, CPU per peer).
         #[arg(default_value = "core")]
         suite: String,
     },
     /// Time a clean release build of runtime-core alone (in a fresh target directory).
     BuildTime,
-    /// Build the `remotemedia` command with live-stream and video ingest (the ingest-rtmp
-    /// feature): installs FFmpeg's development packages (Debian) first, prints the binary.
+    /// Build the `remotemedia` command with live-stream and video ingest and WebRTC (the
+    /// ingest-rtmp and webrtc features): installs FFmpeg's development packages and
+    /// libopus-dev (Debian) first, prints the binary.
     Cli,
     /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
     Wheel,
@@ -150,19 +153,23 @@ fn steps_bar(len: usize) -> ProgressBar {
     bar
 }
 
-/// Cargo arguments that build the command with the live/video ingest adapter, so the
-/// workspace's tests and lints cover it.
-const WITH_INGEST: [&str; 2] = ["--features", "remotemedia-cli/ingest-rtmp"];
+/// Cargo arguments that build the command with the live/video ingest adapter and the
+/// WebRTC transport, so the workspace's tests and lints cover them.
+const WITH_INGEST: [&str; 2] = [
+    "--features",
+    "remotemedia-cli/ingest-rtmp,remotemedia-cli/webrtc",
+];
 
 fn cli_with_ingest() -> Result<()> {
     ffmpeg_env::ensure()?;
+    webrtc_env::ensure_build()?;
     run(cargo_args(&[
         "build",
         "--release",
         "-p",
         "remotemedia-cli",
         "--features",
-        "ingest-rtmp",
+        "ingest-rtmp,webrtc",
     ]))?;
     println!(
         "{}",
@@ -183,6 +190,10 @@ fn ci() -> Result<()> {
         .context("CI step 'Python environment' failed")?;
     println!("\n==> the Docker engine (docker.io, dockerd)");
     docker_engine::ensure().context("CI step 'Docker engine' failed")?;
+    println!(
+        "\n==> libopus, Chromium and playwright-core (the WebRTC transport and its browser tests)"
+    );
+    let playwright = webrtc_env::ensure().context("CI step 'WebRTC packages' failed")?;
     let with_python = |mut command: Command| {
         command.env("REMOTEMEDIA_PYTHON", &python);
         command
@@ -246,6 +257,23 @@ fn ci() -> Result<()> {
                 "--",
                 "--ignored",
             ])),
+        ),
+        (
+            "a real browser (headless Chromium) through remotemedia serve --webrtc (--ignored)",
+            {
+                let mut command = with_python(cargo_args(&[
+                    "test",
+                    "--workspace",
+                    WITH_INGEST[0],
+                    WITH_INGEST[1],
+                    "--test",
+                    "webrtc_browser",
+                    "--",
+                    "--ignored",
+                ]));
+                command.env("REMOTEMEDIA_PLAYWRIGHT", &playwright);
+                command
+            },
         ),
         (
             "gRPC server binary",
@@ -528,6 +556,23 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
+        "webrtc" => {
+            webrtc_env::ensure_build()?;
+            run(cargo_args(&[
+                "bench",
+                "-p",
+                "remotemedia-webrtc",
+                "--bench",
+                "webrtc",
+                "--",
+                "10",
+                "1",
+                "10",
+                "25",
+                "40",
+                "50",
+            ]))
+        }
         "ingest-live" => {
             ffmpeg_env::ensure()?;
             run(cargo_args(&[
@@ -539,7 +584,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             ]))
         }
         other => {
-            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, models, docker)")
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, models, docker, webrtc)")
         }
     }
 }

@@ -124,10 +124,7 @@ impl Reorder {
         let Some(mut next) = self.next else {
             return out;
         };
-        loop {
-            let Some((&first, (_, _, arrived))) = self.waiting.iter().next() else {
-                break;
-            };
+        while let Some((&first, (_, _, arrived))) = self.waiting.iter().next() {
             let give_up = first == next
                 || self.waiting.len() >= REORDER_DEPTH
                 || now.duration_since(*arrived) >= self.hold;

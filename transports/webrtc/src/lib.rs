@@ -439,7 +439,6 @@ fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: 111,
-        ..Default::default()
     }
 }
 

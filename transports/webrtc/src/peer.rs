@@ -30,6 +30,8 @@ use webrtc::peer_connection::{
 /// Decoded input frames waiting for the session (1 s of 20 ms frames): when the pipeline
 /// falls further behind, frames are dropped, counted and reported to the peer.
 const INPUT_QUEUE: usize = 50;
+/// How far ahead of its slot an outgoing packet may leave (see `pacer_task`).
+const EARLY: Duration = Duration::from_millis(10);
 /// How long a packet after a hole waits for the missing one.
 const REORDER_HOLD: Duration = Duration::from_millis(60);
 
@@ -48,6 +50,9 @@ impl EndReason {
         }
     }
 }
+
+/// Called once when a peer has ended and released its session.
+pub(crate) type OnEnd = Box<dyn FnOnce(&Peer, &EndReason) + Send>;
 
 /// What the server sees of a peer.
 pub(crate) struct Peer {
@@ -68,7 +73,7 @@ pub(crate) struct Peer {
     outgoing: Mutex<Option<(Arc<TrackLocalStaticRTP>, u8, u32)>>,
     gathered: Notify,
     gathering_done: AtomicBool,
-    on_end: Mutex<Option<Box<dyn FnOnce(&Peer, &EndReason) + Send>>>,
+    on_end: Mutex<Option<OnEnd>>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -158,7 +163,7 @@ impl Peer {
         session: Arc<dyn StreamSession>,
         limits: Limits,
         handler: &Handler,
-        on_end: Box<dyn FnOnce(&Peer, &EndReason) + Send>,
+        on_end: OnEnd,
     ) -> Arc<Self> {
         let peer = Arc::new(Self {
             id,
@@ -482,6 +487,7 @@ async fn data_channel_task(peer: Arc<Peer>, channel: Arc<dyn DataChannel>) {
 
 /// The session's outputs: audio to the outgoing queue, the rest as messages.
 async fn outputs_task(peer: Arc<Peer>) {
+    let mut told_no_track = false;
     loop {
         let next = tokio::select! {
             next = peer.session.next_output() => next,
@@ -494,6 +500,19 @@ async fn outputs_task(peer: Arc<Peer>) {
                     peer.send(&json!({"type": "barge_in", "source": "pipeline", "node_id": output.node_id(), "cleared_ms": frames as u64 * 1000 / u64::from(RATE)}))
                         .await;
                 } else if matches!(output.data, RuntimeData::Audio { .. }) {
+                    if peer.outgoing.lock().expect("outgoing lock").is_none() {
+                        if !told_no_track {
+                            told_no_track = true;
+                            peer.send(&json!({
+                                "type": "warning",
+                                "code": "no_audio_track",
+                                "message": "audio outputs are not sent: the offer had no audio section",
+                                "node_id": output.node_id(),
+                            }))
+                            .await;
+                        }
+                        continue;
+                    }
                     let pushed = peer.audio.lock().expect("audio lock").push(output.data);
                     match pushed {
                         Ok(()) => peer.audio_ready.notify_one(),
@@ -557,7 +576,11 @@ async fn pacer_task(peer: Arc<Peer>) {
             return;
         }
         let now = tokio::time::Instant::now();
-        let may_send = next_due.is_none_or(|due| now >= due);
+        // A packet may leave up to EARLY before its slot: the schedule is anchored at the
+        // first packet of a talk spurt, and a live stream's frames arrive with jitter
+        // around it; waiting for the slot would add that jitter as latency. The long-run
+        // rate stays one packet per 20 ms (each slot is the previous one + 20 ms).
+        let may_send = next_due.is_none_or(|due| now + EARLY >= due);
         let (packet, queued) = {
             let mut audio = peer.audio.lock().expect("audio lock");
             let mut queued = audio.queued_frames();
@@ -621,7 +644,7 @@ async fn pacer_task(peer: Arc<Peer>) {
         // Sleep until the next packet is due, a partial frame is to be padded, or more
         // audio arrives.
         let wake = if queued >= FRAME {
-            next_due
+            next_due.map(|due| due - EARLY)
         } else {
             partial_since.map(|since| since + frame)
         };

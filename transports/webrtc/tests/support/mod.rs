@@ -106,6 +106,10 @@ pub struct Received {
     pub state: Option<RTCPeerConnectionState>,
 }
 
+/// Whether clients decode the audio they receive (benchmarks with many peers only count
+/// and time the packets).
+pub static DECODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
 #[derive(Default)]
 struct ClientHandler {
     received: Arc<Mutex<Received>>,
@@ -137,6 +141,15 @@ impl PeerConnectionEventHandler for ClientHandler {
             let mut pcm = vec![0f32; 5760];
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    if !DECODE.load(std::sync::atomic::Ordering::Relaxed) {
+                        received.lock().unwrap().audio.push((
+                            Instant::now(),
+                            packet.header.timestamp,
+                            Vec::new(),
+                        ));
+                        changed.notify_waiters();
+                        continue;
+                    }
                     let Ok(p) = audiopus::packet::Packet::try_from(&packet.payload[..]) else {
                         continue;
                     };
@@ -182,7 +195,6 @@ fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: 111,
-        ..Default::default()
     }
 }
 
@@ -313,6 +325,16 @@ impl Client {
         token: Option<&str>,
         relay: Option<&Relay>,
     ) -> Client {
+        Self::connect_url(&format!("http://{}", server.addr), pipeline, token, relay).await
+    }
+
+    /// Connects to the server at `base` (`http://host:port`).
+    pub async fn connect_url(
+        base: &str,
+        pipeline: &str,
+        token: Option<&str>,
+        relay: Option<&Relay>,
+    ) -> Client {
         let (pc, parts, mut sdp) = client_offer().await;
         if relay.is_some() {
             sdp = sdp
@@ -322,7 +344,7 @@ impl Client {
                 .join("\r\n");
         }
         let http = reqwest::Client::new();
-        let base = format!("http://{}", server.addr);
+        let base = base.to_owned();
         let (status, location, mut body) = post_offer(&http, &base, pipeline, token, &sdp).await;
         assert_eq!(status, 201, "{body}");
         if let Some(relay) = relay {
