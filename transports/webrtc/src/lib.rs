@@ -35,6 +35,7 @@
 pub mod args;
 mod audio_in;
 mod audio_out;
+mod listener;
 mod messages;
 mod peer;
 
@@ -78,6 +79,11 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Largest signaling request body (an SDP offer or a candidate fragment), in bytes.
     pub max_sdp_bytes: usize,
+    /// Signaling (HTTP) connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A signaling connection is closed this long after it was accepted (a browser opens
+    /// a new one for its next request), so idle or trickling connections cannot pile up.
+    pub connection_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -89,6 +95,8 @@ impl Default for Limits {
             vanish_timeout: Duration::from_secs(4),
             max_message_bytes: 64 * 1024,
             max_sdp_bytes: 64 * 1024,
+            max_connections: 256,
+            connection_lifetime: Duration::from_secs(30),
         }
     }
 }
@@ -291,6 +299,12 @@ impl WebRtcServer {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let limits = &self.state.config.limits;
+        let listener = listener::BoundedListener::new(
+            listener,
+            limits.max_connections,
+            limits.connection_lifetime,
+        );
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
@@ -528,6 +542,27 @@ async fn offer(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    require_content_type(&headers, "application/sdp")?;
+    let sdp = read_body(&state, body, "SDP offer").await?;
+    // In a task of its own: a client that goes away mid-request must not cancel a
+    // negotiation half done (a session started, a connection bound). A peer that never
+    // connects is freed by the connect timeout.
+    tokio::spawn(negotiate(state, name, sdp))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the negotiation failed: {e}"),
+            ))
+        })
+}
+
+async fn negotiate(
+    state: Arc<ServerState>,
+    name: String,
+    sdp: String,
+) -> Result<Response, ApiError> {
     let pipeline = state.pipelines.by_name.get(&name).cloned().ok_or_else(|| {
         let known: Vec<&str> = state.pipelines.names().collect();
         ApiError::new(
@@ -539,8 +574,6 @@ async fn offer(
             ),
         )
     })?;
-    require_content_type(&headers, "application/sdp")?;
-    let sdp = read_body(&state, body, "SDP offer").await?;
     let bad_sdp = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_sdp", message);
     let has_audio = sdp.lines().any(|l| l.starts_with("m=audio"));
     let has_data = sdp.lines().any(|l| l.starts_with("m=application"));

@@ -37,6 +37,17 @@ async fn stream(client: &Client, packets: &[bytes::Bytes]) {
     }
 }
 
+/// Sends `packets` at four times real time (one per 5 ms), RTP timestamps from `first`.
+async fn send_fast(client: &Client, packets: &[bytes::Bytes], first: u32) {
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for (i, p) in packets.iter().enumerate() {
+        tick.tick().await;
+        client
+            .send_packet(p.clone(), (i as u32 + first) * 960, i == 0)
+            .await;
+    }
+}
+
 fn received_samples(client: &Client) -> Vec<f32> {
     client
         .received
@@ -195,11 +206,11 @@ async fn data_channel_inputs_outputs_and_a_failing_node() {
 async fn barge_in_clears_the_queued_reply() {
     let server = TestServer::start(&[("echo", ECHO)], None, Limits::default()).await;
     let client = Client::connect(&server, "echo", None).await;
-    // Four seconds of audio at once: the server plays it out in real time.
+    // Four seconds of audio at four times real time (the input side holds a second of
+    // audio ahead of the pipeline, so a faster burst would be cut): the server plays it
+    // out in real time, so most of it waits in the outgoing queue.
     let packets = encode_48k(&tone_48k(300.0, 0.3, 4.0));
-    for (i, p) in packets.iter().enumerate() {
-        client.send_packet(p.clone(), i as u32 * 960, i == 0).await;
-    }
+    send_fast(&client, &packets, 0).await;
     client
         .wait_for(Duration::from_secs(5), |r| r.audio.len() >= 25)
         .await
@@ -221,11 +232,7 @@ async fn barge_in_clears_the_queued_reply() {
     eprintln!("barge-in: {cleared} ms cleared, {after} packets after it");
     assert!(after <= 10, "{after} packets after the barge-in");
     // The pipeline side: a node's `{"control": "barge_in"}` output clears too.
-    for (i, p) in packets.iter().enumerate() {
-        client
-            .send_packet(p.clone(), (i as u32 + 400) * 960, i == 0)
-            .await;
-    }
+    send_fast(&client, &packets, 400).await;
     client
         .wait_for(Duration::from_secs(5), |r| {
             r.audio.len() >= count_at_barge_in + after + 25
@@ -249,6 +256,11 @@ async fn barge_in_clears_the_queued_reply() {
         .find(|m| m["source"] == "pipeline")
         .unwrap();
     assert_eq!(pipeline_side["node_id"], "echo");
+    assert!(
+        client.messages("warning").is_empty(),
+        "{:?}",
+        client.messages("warning")
+    );
     assert!(pipeline_side["cleared_ms"].as_u64().unwrap() >= 1_000);
     assert_eq!(client.hang_up().await, 200);
     assert!(server.wait_empty(Duration::from_secs(5)).await);
@@ -383,5 +395,46 @@ async fn a_peer_that_vanishes_is_ended_within_seconds() {
     let took = gone.elapsed();
     eprintln!("vanished peer freed after {took:?}");
     assert!(took < Duration::from_secs(7), "freed after {took:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_signaling_connections_are_capped_and_closed() {
+    use tokio::io::AsyncReadExt;
+    let limits = Limits {
+        max_connections: 4,
+        connection_lifetime: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let server = TestServer::start(&[("echo", ECHO)], None, limits).await;
+    // Four connections that never send a request take every place.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        http.get(server.url("/pipelines")).send(),
+    )
+    .await
+    .expect("served once the idle connections reach their lifetime")
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800),
+        "{waited:?}: the cap did not hold"
+    );
+    // The idle connections were closed by the server.
+    for mut s in idle {
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
     server.stop().await;
 }
