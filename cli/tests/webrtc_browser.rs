@@ -183,6 +183,9 @@ fn a_browser_hears_its_transcript_spoken_back() {
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     assert!(seen["speechStarts"].as_u64().unwrap() >= 1, "{seen}");
     assert!(seen["events"].as_u64().unwrap() > 20, "{seen}");
+    // Levels of every 100 ms as the server heard them: the speech is well above silence.
+    assert!(seen["levels"].as_u64().unwrap() > 20, "{seen}");
+    assert!(seen["loudest"].as_f64().unwrap() > -35.0, "{seen}");
     // The fake microphone loops the clip from wherever capture started: the first
     // utterance may be the end of a sentence; every transcript is (the end of) one of the
     // clip's two sentences, and a later one is a whole sentence.

@@ -8,6 +8,7 @@ const state = {
   status: "idle",
   messages: [],      // every data-channel message received, parsed
   texts: [],         // text outputs, in order
+  levels: [],        // rms_db of AudioLevelNode outputs
   errors: [],
   rttMs: null,
   outPeak: 0,        // highest level of the returned audio seen (0..1)
@@ -96,7 +97,11 @@ function onMessage(event) {
       $("transcript").appendChild(p);
     } else if (d.type === "json") {
       const v = d.data;
-      if (v && typeof v.has_speech === "boolean") {
+      if (v && typeof v.rms_db === "number") {
+        // AudioLevelNode: dBFS of the audio as the pipeline received it.
+        $("server-level").textContent = v.rms_db.toFixed(1) + " dBFS" + (v.is_silence ? " (silence)" : "");
+        state.levels.push(v.rms_db);
+      } else if (v && typeof v.has_speech === "boolean") {
         $("vad").textContent = v.has_speech ? "speech" : "silence";
         $("vad").className = v.has_speech ? "speech" : "";
         if (v.is_speech_start || v.is_speech_end) logEvent(m.node_id + ": " + JSON.stringify(v), "speech");

@@ -438,3 +438,25 @@ async fn idle_signaling_connections_are_capped_and_closed() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_with_only_a_data_channel_gets_its_outputs() {
+    let server = TestServer::start(&[("echo", ECHO)], None, Limits::default()).await;
+    let client = Client::connect_data_only(&server, "echo").await;
+    client
+        .send_json(json!({"type": "text", "text": "hello", "metadata": {"turn": "1"}}))
+        .await;
+    client
+        .wait_for(Duration::from_secs(5), |r| {
+            r.messages.iter().any(|m| m["type"] == "output")
+        })
+        .await
+        .expect("the output");
+    let output = &client.messages("output")[0];
+    assert_eq!(output["node_id"], "echo");
+    assert_eq!(output["data"], json!({"type": "text", "text": "hello"}));
+    assert_eq!(output["metadata"]["turn"], "1");
+    assert_eq!(client.hang_up().await, 200);
+    assert!(server.wait_empty(Duration::from_secs(5)).await);
+    server.stop().await;
+}

@@ -68,6 +68,8 @@ const timeoutMs = Number(option("--timeout-ms", "120000"));
         status: s.status, texts: s.texts, errors: s.errors, rttMs: s.rttMs, outPeak: s.outPeak,
         speechStarts: s.messages.filter((m) => m.type === "output" && m.data.type === "json" && m.data.data.is_speech_start).length,
         events: s.messages.filter((m) => m.type === "output" && m.node_id === "events").length,
+        levels: s.levels.length,
+        loudest: s.levels.length ? Math.max(...s.levels) : null,
         types: [...new Set(s.messages.map((m) => m.type))],
         inbound, outbound,
       };

@@ -201,6 +201,11 @@ fn opus() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters {
 /// A peer connection of the client's own, with an audio track (sendrecv) and a data
 /// channel; its offer after gathering.
 pub async fn client_offer() -> (Arc<dyn PeerConnection>, Arc<ClientParts>, String) {
+    client_offer_with(true).await
+}
+
+/// [`client_offer`], with or without the audio track.
+pub async fn client_offer_with(audio: bool) -> (Arc<dyn PeerConnection>, Arc<ClientParts>, String) {
     use rtc::rtp_transceiver::rtp_sender::{
         RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
     };
@@ -238,10 +243,15 @@ pub async fn client_offer() -> (Arc<dyn PeerConnection>, Arc<ClientParts>, Strin
             ..Default::default()
         }],
     )));
-    let sender = pc
-        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-        .await
-        .expect("track");
+    let sender = if audio {
+        Some(
+            pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .await
+                .expect("track"),
+        )
+    } else {
+        None
+    };
     let channel = pc
         .create_data_channel("remotemedia", None)
         .await
@@ -279,7 +289,7 @@ pub struct ClientParts {
     track: Arc<TrackLocalStaticRTP>,
     sender_ssrc: u32,
     channel: Arc<dyn DataChannel>,
-    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    sender: Option<Arc<dyn webrtc::rtp_transceiver::RtpSender>>,
 }
 
 /// POSTs `sdp` to `/whip/{pipeline}`: the status, the Location header, the body.
@@ -335,7 +345,22 @@ impl Client {
         token: Option<&str>,
         relay: Option<&Relay>,
     ) -> Client {
-        let (pc, parts, mut sdp) = client_offer().await;
+        Self::connect_full(base, pipeline, token, relay, true).await
+    }
+
+    /// A peer with a data channel and no audio track.
+    pub async fn connect_data_only(server: &TestServer, pipeline: &str) -> Client {
+        Self::connect_full(&server.url(""), pipeline, None, None, false).await
+    }
+
+    async fn connect_full(
+        base: &str,
+        pipeline: &str,
+        token: Option<&str>,
+        relay: Option<&Relay>,
+        audio: bool,
+    ) -> Client {
+        let (pc, parts, mut sdp) = client_offer_with(audio).await;
         if relay.is_some() {
             sdp = sdp
                 .split("\r\n")
@@ -352,13 +377,15 @@ impl Client {
         }
         let answer = RTCSessionDescription::answer(body).expect("answer");
         pc.set_remote_description(answer).await.expect("remote");
-        let payload_type = parts
-            .sender
-            .get_parameters()
-            .await
-            .ok()
-            .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
-            .unwrap_or(111);
+        let payload_type = match &parts.sender {
+            Some(sender) => sender
+                .get_parameters()
+                .await
+                .ok()
+                .and_then(|p| p.rtp_parameters.codecs.first().map(|c| c.payload_type))
+                .unwrap_or(111),
+            None => 111,
+        };
         let received = Arc::clone(&parts.handler.received);
         let changed = Arc::clone(&parts.handler.changed);
         // The data channel's messages.
