@@ -162,6 +162,59 @@ fn drive(ns: &Namespace, url: &str, wav: &Path, until: &str) -> serde_json::Valu
     serde_json::from_str(line).unwrap_or_else(|_| panic!("the driver printed {stdout:?}"))
 }
 
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Word-level edit distance of `said` from `reference`, over the reference's length.
+fn wer(said: &str, reference: &str) -> f64 {
+    let (h, r) = (words(said), words(reference));
+    let mut row: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, hw) in h.iter().enumerate() {
+            let cost = usize::from(rw != hw);
+            let next = (prev + cost).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// The best [`wer`] of `said` against the reference's word suffixes (a cut utterance).
+fn suffix_wer(said: &str, reference: &str) -> f64 {
+    let r = words(reference);
+    (0..r.len())
+        .map(|k| wer(said, &r[k..].join(" ")))
+        .fold(f64::MAX, f64::min)
+}
+
+#[test]
+fn word_error_rates() {
+    assert_eq!(wer("the quick brown fox", "the quick brown fox"), 0.0);
+    assert_eq!(
+        wer(
+            "The quick brown fox jump sober the lazy dog.",
+            "the quick brown fox jumps over the lazy dog"
+        ),
+        2.0 / 9.0
+    );
+    assert_eq!(
+        suffix_wer(
+            "runs pipelines in real time.",
+            "remote media runs pipelines in real time"
+        ),
+        0.0
+    );
+    assert!(suffix_wer("hello world", "remote media runs pipelines in real time") >= 1.0);
+}
+
 #[test]
 #[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
 fn a_browser_hears_its_transcript_spoken_back() {
@@ -186,30 +239,39 @@ fn a_browser_hears_its_transcript_spoken_back() {
     // Levels of every 100 ms as the server heard them: the speech is well above silence.
     assert!(seen["levels"].as_u64().unwrap() > 20, "{seen}");
     assert!(seen["loudest"].as_f64().unwrap() > -35.0, "{seen}");
-    // The fake microphone loops the clip from wherever capture started: the first
-    // utterance may be the end of a sentence; every transcript is (the end of) one of the
-    // clip's two sentences, and a later one is a whole sentence.
+    // The fake microphone loops the clip from wherever capture started, so the first
+    // utterance may be the end of a sentence. Every later transcript matches (the end of) one
+    // of the clip's two sentences within a word error rate of 0.3 (the browser's audio
+    // processing and two Opus passes are in the way), and a later one is a whole
+    // sentence.
     let sentences = [
-        "the quick brown fox jumps over the lazy dog.",
-        "remote media runs pipelines in real time.",
+        "the quick brown fox jumps over the lazy dog",
+        "remote media runs pipelines in real time",
     ];
     let texts: Vec<String> = seen["texts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t.as_str().unwrap().to_lowercase())
+        .map(|t| t.as_str().unwrap().to_owned())
         .collect();
     assert!(texts.len() >= 2, "{texts:?}");
-    for text in &texts {
+    for (i, text) in texts.iter().enumerate() {
+        let best = sentences
+            .iter()
+            .map(|s| suffix_wer(text, s))
+            .fold(f64::MAX, f64::min);
+        // The first may start inside a word.
+        let limit = if i == 0 { 0.5 } else { 0.3 };
         assert!(
-            sentences.iter().any(|s| s.ends_with(text.as_str())),
-            "transcript {text:?}"
+            best <= limit,
+            "transcript {text:?}: word error rate {best:.2}"
         );
     }
-    assert!(
-        texts[1..].iter().any(|t| sentences.contains(&t.as_str())),
-        "{texts:?}"
-    );
+    let whole = texts[1..]
+        .iter()
+        .map(|t| sentences.iter().map(|s| wer(t, s)).fold(f64::MAX, f64::min))
+        .fold(f64::MAX, f64::min);
+    assert!(whole <= 0.3, "no whole sentence in {texts:?} ({whole:.2})");
     // The spoken reply played in the page: audible level, Opus packets decoded.
     assert!(seen["outPeak"].as_f64().unwrap() > 0.01, "{seen}");
     assert!(
