@@ -187,14 +187,6 @@ fn wer(said: &str, reference: &str) -> f64 {
     row[h.len()] as f64 / r.len().max(1) as f64
 }
 
-/// The best [`wer`] of `said` against the reference's word suffixes (a cut utterance).
-fn suffix_wer(said: &str, reference: &str) -> f64 {
-    let r = words(reference);
-    (0..r.len())
-        .map(|k| wer(said, &r[k..].join(" ")))
-        .fold(f64::MAX, f64::min)
-}
-
 #[test]
 fn word_error_rates() {
     assert_eq!(wer("the quick brown fox", "the quick brown fox"), 0.0);
@@ -206,13 +198,9 @@ fn word_error_rates() {
         2.0 / 9.0
     );
     assert_eq!(
-        suffix_wer(
-            "runs pipelines in real time.",
-            "remote media runs pipelines in real time"
-        ),
-        0.0
+        wer("hello world", "remote media runs pipelines in real time"),
+        1.0
     );
-    assert!(suffix_wer("hello world", "remote media runs pipelines in real time") >= 1.0);
 }
 
 #[test]
@@ -240,10 +228,10 @@ fn a_browser_hears_its_transcript_spoken_back() {
     assert!(seen["levels"].as_u64().unwrap() > 20, "{seen}");
     assert!(seen["loudest"].as_f64().unwrap() > -35.0, "{seen}");
     // The fake microphone loops the clip from wherever capture started, so the first
-    // utterance may be the end of a sentence. Every later transcript matches (the end of) one
-    // of the clip's two sentences within a word error rate of 0.3 (the browser's audio
-    // processing and two Opus passes are in the way), and a later one is a whole
-    // sentence.
+    // utterance may be any piece of a sentence (Whisper may make anything of a fragment)
+    // and is not judged. Every later one is a whole sentence of the clip within a word
+    // error rate of 0.3 (the browser's audio processing and two Opus passes are in the
+    // way).
     let sentences = [
         "the quick brown fox jumps over the lazy dog",
         "remote media runs pipelines in real time",
@@ -255,23 +243,16 @@ fn a_browser_hears_its_transcript_spoken_back() {
         .map(|t| t.as_str().unwrap().to_owned())
         .collect();
     assert!(texts.len() >= 2, "{texts:?}");
-    for (i, text) in texts.iter().enumerate() {
+    for text in &texts[1..] {
         let best = sentences
             .iter()
-            .map(|s| suffix_wer(text, s))
+            .map(|s| wer(text, s))
             .fold(f64::MAX, f64::min);
-        // The first may start inside a word.
-        let limit = if i == 0 { 0.5 } else { 0.3 };
         assert!(
-            best <= limit,
-            "transcript {text:?}: word error rate {best:.2}"
+            best <= 0.3,
+            "transcript {text:?}: word error rate {best:.2} ({texts:?})"
         );
     }
-    let whole = texts[1..]
-        .iter()
-        .map(|t| sentences.iter().map(|s| wer(t, s)).fold(f64::MAX, f64::min))
-        .fold(f64::MAX, f64::min);
-    assert!(whole <= 0.3, "no whole sentence in {texts:?} ({whole:.2})");
     // The spoken reply played in the page: audible level, Opus packets decoded.
     assert!(seen["outPeak"].as_f64().unwrap() > 0.01, "{seen}");
     assert!(
