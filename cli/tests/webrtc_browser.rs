@@ -146,6 +146,17 @@ fn unsafe_sigterm(pid: u32) {
 
 /// Runs the page driver in the namespace; the JSON it printed.
 fn drive(ns: &Namespace, url: &str, wav: &Path, until: &str) -> serde_json::Value {
+    drive_with(ns, url, wav, until, &[])
+}
+
+/// [`drive`] with more driver arguments (`--send MESSAGE`).
+fn drive_with(
+    ns: &Namespace,
+    url: &str,
+    wav: &Path,
+    until: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let script = repo().join("transports/webrtc/tests/browser/run-demo.cjs");
     let output = ns
         .command(Path::new("node"))
@@ -153,6 +164,7 @@ fn drive(ns: &Namespace, url: &str, wav: &Path, until: &str) -> serde_json::Valu
         .arg(url)
         .arg(wav)
         .args(["--until", until, "--timeout-ms", "150000"])
+        .args(extra)
         .env("REMOTEMEDIA_PLAYWRIGHT", playwright())
         .stderr(Stdio::inherit())
         .output()
@@ -294,4 +306,37 @@ fn a_browser_with_the_wrong_token_is_refused_and_with_the_right_one_hears_its_ec
     eprintln!("echo: {echo}");
     assert_eq!(echo["ok"], true, "{echo}");
     assert!(echo["outPeak"].as_f64().unwrap() > 0.01, "{echo}");
+}
+
+#[test]
+#[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
+fn a_failing_node_reaches_the_browser_with_its_id_and_the_session_ends() {
+    let ns = Namespace::create(2);
+    let dir = std::env::temp_dir().join(format!("rm-webrtc-calc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("calc.yaml");
+    std::fs::write(
+        &manifest,
+        "nodes: [{id: calc, node_type: CalculatorNode}]\n",
+    )
+    .unwrap();
+    let server = Server::start(&ns, &[&format!("calc={}", manifest.display())], &[]);
+    let seen = drive_with(
+        &ns,
+        &format!("{}/#pipeline=calc", server.url),
+        &repo().join("examples/media/speech.wav"),
+        "end",
+        &[
+            "--send",
+            r#"{"type": "json", "data": {"operation": "divide", "operands": [1, 0]}}"#,
+        ],
+    );
+    eprintln!("failing node: {seen}");
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["status"], "ended: node_failed", "{seen}");
+    let error = &seen["errors"][0];
+    assert_eq!(error["code"], "node_failed", "{seen}");
+    assert_eq!(error["node_id"], "calc", "{seen}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,8 @@ const option = (name, fallback) => {
   return i >= 0 ? rest[i + 1] : fallback;
 };
 const until = option("--until", "transcript");
+// A data-channel message the page sends once its channel is open.
+const send = option("--send", null);
 const timeoutMs = Number(option("--timeout-ms", "120000"));
 
 (async () => {
@@ -42,9 +44,14 @@ const timeoutMs = Number(option("--timeout-ms", "120000"));
     await page.waitForFunction(() => document.querySelector("#pipeline option") || window.remotemedia.errors.length, null, { timeout: 10000 });
     const started = Date.now();
     if (await page.evaluate(() => !window.remotemedia.errors.length)) await page.click("#start");
+    if (send) {
+      await page.waitForFunction(() => window.remotemedia.status === "connected" || window.remotemedia.errors.length, null, { timeout: 20000 });
+      await page.evaluate((m) => window.remotemedia.channel.send(m), send);
+    }
     const done = await page
       .waitForFunction((until) => {
         const s = window.remotemedia;
+        if (until === "end") return s.status.startsWith("ended");
         if (s.errors.length || s.status.startsWith("ended") || s.status === "refused") return true;
         const heard = s.outPeak > 0.01;
         const speech = s.messages.some((m) => m.type === "output" && m.data.type === "json" && m.data.data.is_speech_start);
