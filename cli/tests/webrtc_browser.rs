@@ -265,10 +265,11 @@ fn a_browser_hears_its_transcript_spoken_back() {
             "transcript {text:?}: word error rate {best:.2} ({texts:?})"
         );
     }
-    // The spoken reply played in the page: audible level, Opus packets decoded.
+    // The spoken reply played in the page: audible level, Opus packets decoded (the
+    // shortest reply, "Dog.", is about 0.4 s: 20 packets).
     assert!(seen["outPeak"].as_f64().unwrap() > 0.01, "{seen}");
     assert!(
-        seen["inbound"]["packetsReceived"].as_u64().unwrap() > 25,
+        seen["inbound"]["packetsReceived"].as_u64().unwrap() >= 10,
         "{seen}"
     );
     assert!(

@@ -667,11 +667,11 @@ async fn pacer_task(peer: Arc<Peer>) {
     }
 }
 
+/// A random starting point for the RTP sequence number and clock (RFC 3550 §5.1).
 fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos ^ (nanos >> 16)) as u16
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    u16::from_be_bytes(bytes)
 }
 
 /// Ends a peer that never connected, or that sent nothing for the idle timeout.
