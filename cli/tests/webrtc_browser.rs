@@ -31,6 +31,7 @@ fn ip(args: &[&str]) {
 
 impl Namespace {
     fn create(index: u8) -> Namespace {
+        remove_stale_namespaces();
         let pid = std::process::id();
         let name = format!("rm-webrtc-{pid}-{index}");
         let (a, b) = (format!("rmw{pid}a{index}"), format!("rmw{pid}b{index}"));
@@ -57,6 +58,25 @@ impl Namespace {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.name]).arg(program);
         command
+    }
+}
+
+/// Deletes the namespaces of earlier test processes that were killed before they could.
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(pid) = name
+            .strip_prefix("rm-webrtc-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
     }
 }
 
