@@ -15,6 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// One browser test at a time: each runs Chromium and a server (the voice one with
+/// Whisper and Piper), which together fill the two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A network namespace with a veth pair inside it; removed on drop.
 struct Namespace {
     name: String,
@@ -238,6 +246,7 @@ fn word_error_rates() {
 #[test]
 #[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
 fn a_browser_hears_its_transcript_spoken_back() {
+    let _turn = one_at_a_time();
     let ns = Namespace::create(0);
     let server = Server::start(
         &ns,
@@ -302,6 +311,7 @@ fn a_browser_hears_its_transcript_spoken_back() {
 #[test]
 #[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
 fn a_browser_with_the_wrong_token_is_refused_and_with_the_right_one_hears_its_echo() {
+    let _turn = one_at_a_time();
     let ns = Namespace::create(1);
     let server = Server::start(
         &ns,
@@ -332,6 +342,7 @@ fn a_browser_with_the_wrong_token_is_refused_and_with_the_right_one_hears_its_ec
 #[test]
 #[ignore = "needs root, Chromium and playwright-core: cargo xtask ci runs it"]
 fn a_failing_node_reaches_the_browser_with_its_id_and_the_session_ends() {
+    let _turn = one_at_a_time();
     let ns = Namespace::create(2);
     let dir = std::env::temp_dir().join(format!("rm-webrtc-calc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
