@@ -9,6 +9,7 @@ mod fuzz;
 mod python_env;
 mod soak;
 mod venv;
+mod wasm;
 mod webrtc_env;
 
 use anyhow::{bail, Context, Result};
@@ -58,6 +59,9 @@ enum Task {
     /// ingest-rtmp and webrtc features): installs FFmpeg's development packages and
     /// libopus-dev (Debian) first, prints the binary.
     Cli,
+    /// Build the JavaScript package of the WASM executor (runtime-core for
+    /// wasm32-unknown-unknown, wasm-bindgen) into <target>/wasm-pkg; prints its directory.
+    Wasm,
     /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
     Wheel,
     /// Create the Python environment Python nodes run in (the wheel, remotemedia-nodes and
@@ -93,6 +97,7 @@ fn main() -> Result<()> {
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
         Task::Cli => cli_with_ingest(),
+        Task::Wasm => wasm::build(&root).map(|pkg| println!("{}", pkg.display())),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
         Task::Soak { runs } => soak::run(&root, runs),
         Task::Fuzz { target, seconds } => fuzz::run_target(&root, &target, seconds),
@@ -299,6 +304,10 @@ fn ci() -> Result<()> {
             .with_context(|| format!("CI step '{name}' failed"))?;
         bar.inc(1);
     }
+    bar.set_message("WASM package and its Node.js tests");
+    bar.suspend(|| println!("\n==> the WASM package (wasm-bindgen) and its Node.js tests"));
+    bar.suspend(|| wasm::test(&root))
+        .context("CI step 'WASM package' failed")?;
     bar.set_message("Python package");
     bar.suspend(|| println!("\n==> the remotemedia wheel and its pytest suite"));
     bar.suspend(|| python_package(&python))
@@ -400,7 +409,7 @@ fn python_package(python: &std::path::Path) -> Result<()> {
     run(pytest)
 }
 
-fn ensure_wasm_target() -> Result<()> {
+pub(crate) fn ensure_wasm_target() -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output();
