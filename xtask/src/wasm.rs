@@ -1,6 +1,7 @@
 //! `cargo xtask wasm`: builds `remotemedia-wasm` for `wasm32-unknown-unknown` and lays out
 //! the JavaScript package (wasm-bindgen's `--target web` output plus `executors/wasm/js`)
-//! in `<target>/wasm-pkg`; `cargo xtask ci` runs its Node.js tests against it.
+//! in `<target>/wasm-pkg`; `cargo xtask ci` runs its Node.js tests against it and compares
+//! every audio node's outputs in wasm with the native ones.
 
 use crate::{absolute_target_dir, cargo_args, ensure_wasm_target, run};
 use anyhow::{Context, Result};
@@ -74,5 +75,17 @@ pub fn test(root: &Path) -> Result<()> {
     node.args(["--test", "executors/wasm/tests/"])
         .current_dir(root)
         .env("REMOTEMEDIA_WASM_PKG", &pkg);
-    run(node)
+    run(node)?;
+    // Every audio node in wasm against the same node natively.
+    let mut same = cargo_args(&[
+        "test",
+        "-p",
+        "remotemedia-wasm",
+        "--test",
+        "same_as_native",
+        "--",
+        "--ignored",
+    ]);
+    same.env("REMOTEMEDIA_WASM_PKG", &pkg);
+    run(same)
 }

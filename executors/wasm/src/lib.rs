@@ -156,12 +156,17 @@ fn from_data(data: &RuntimeData) -> JsValue {
 
 fn from_output(output: &TransportData) -> JsValue {
     let out = Object::new();
-    set(&out, "nodeId", output.node_id().map(str::to_owned));
-    set(&out, "sequence", output.sequence.map(|s| s as f64));
+    let or_null = |v: Option<JsValue>| v.unwrap_or(JsValue::NULL);
+    set(&out, "nodeId", or_null(output.node_id().map(JsValue::from)));
+    set(
+        &out,
+        "sequence",
+        or_null(output.sequence.map(|s| JsValue::from(s as f64))),
+    );
     set(
         &out,
         "inputSequence",
-        output.input_sequence.map(|s| s as f64),
+        or_null(output.input_sequence.map(|s| JsValue::from(s as f64))),
     );
     set(&out, "data", from_data(&output.data));
     out.into()

@@ -24,9 +24,11 @@ test("validate() accepts YAML and JSON and rejects like the native runtime", () 
   assert.deepEqual(rm.validate(yaml), { name: "demo", nodes: ["c"] });
   const json = JSON.stringify({ nodes: [{ id: "p", node_type: "PassThrough" }] });
   assert.deepEqual(rm.validate(json).nodes, ["p"]);
+  // The native runtime's message, word for word (`remotemedia validate` prints the same).
   assert.throws(
     () => rm.validate("nodes: [{id: c, node_type: AudioChunkerNode, params: {chunk_size: 0}}]"),
-    (e) => e instanceof Error && e.nodeId === "c" && /chunk_size/.test(e.message),
+    (e) => e instanceof Error && e.nodeId === "c" &&
+      e.message === "node 'c' (AudioChunkerNode): param 'chunk_size': value 0 is out of range 1..=1048576",
   );
   assert.throws(() => rm.validate("nodes: [{id: x, node_type: NoSuchNode}]"), (e) => e.nodeId === "x" && /NoSuchNode/.test(e.message));
   assert.throws(() => rm.validate("nodes: [[["), (e) => e instanceof Error && !e.nodeId);
@@ -35,6 +37,8 @@ test("validate() accepts YAML and JSON and rejects like the native runtime", () 
 test("executeUnary() returns the single output with its node id", async () => {
   const out = await rm.executeUnary("nodes: [{id: calc, node_type: CalculatorNode}]", { operation: "add", operands: [2, 3] });
   assert.equal(out.nodeId, "calc");
+  assert.equal(out.sequence, 0);
+  assert.equal(out.inputSequence, null);
   assert.deepEqual(out.data, { result: 5, operation: "add" });
   await assert.rejects(
     rm.executeUnary("nodes: [{id: calc, node_type: CalculatorNode}]", { operation: "divide", operands: [1, 0] }),
