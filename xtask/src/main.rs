@@ -49,7 +49,8 @@ enum Task {
         /// `docker` or `ingest-live` (live streams through FFmpeg:
         /// publish → first data, CPU per 720p30 stream against ffmpeg -f null, streams held
         /// in real time) or `webrtc` (Opus in → PassThrough → Opus out latency against the
-        /// gRPC stream, concurrent peers at real time, CPU per peer).
+        /// gRPC stream, concurrent peers at real time, CPU per peer) or `wasm` (the audio
+        /// nodes in the WASM engine under Node.js against native, per-frame cost).
         #[arg(default_value = "core")]
         suite: String,
     },
@@ -565,6 +566,19 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             "--bench",
             "pipeline",
         ])),
+        "wasm" => {
+            let pkg = wasm::build(root)?;
+            let mut bench = cargo_args(&[
+                "bench",
+                "-p",
+                "remotemedia-wasm",
+                "--bench",
+                "wasm_vs_native",
+                "--",
+            ]);
+            bench.arg(pkg);
+            run(bench)
+        }
         "webrtc" => {
             webrtc_env::ensure_build()?;
             run(cargo_args(&[
@@ -593,7 +607,7 @@ fn bench(suite: &str, root: &std::path::Path) -> Result<()> {
             ]))
         }
         other => {
-            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, models, docker, webrtc)")
+            bail!("unknown bench suite '{other}' (available: core, audio, ingest, ingest-live, grpc, ffi, ipc, models, docker, webrtc, wasm)")
         }
     }
 }
