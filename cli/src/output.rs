@@ -292,7 +292,7 @@ impl OutputSink {
                 line
             }
             Format::Json => {
-                let mut line = json_value(&output.data);
+                let mut line = output.data.summary_json();
                 line["node_id"] = json!(node);
                 line["sequence"] = json!(output.sequence);
                 line["input_sequence"] = json!(output.input_sequence);
@@ -425,28 +425,6 @@ fn text_value(data: &RuntimeData) -> String {
             if *channels == 1 { "" } else { "s" }
         ),
         other => format!("{} ({} bytes)", other.type_name(), other.size_bytes()),
-    }
-}
-
-fn json_value(data: &RuntimeData) -> serde_json::Value {
-    match data {
-        RuntimeData::Text(text) => json!({"type": "text", "text": text}),
-        RuntimeData::Json(value) => json!({"type": "json", "data": value}),
-        RuntimeData::Audio {
-            sample_rate,
-            channels,
-            stream_id,
-            timestamp_us,
-            ..
-        } => json!({
-            "type": "audio",
-            "frames": data.audio_frames(),
-            "sample_rate": sample_rate,
-            "channels": channels,
-            "stream_id": stream_id.as_deref(),
-            "timestamp_us": timestamp_us,
-        }),
-        other => json!({"type": other.type_name(), "bytes": other.size_bytes()}),
     }
 }
 

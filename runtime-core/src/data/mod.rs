@@ -302,6 +302,40 @@ impl RuntimeData {
         }
     }
 
+    /// The item as one JSON object, as the command line's `--format json` and the WebRTC
+    /// data channel give it: `{"type": "text", "text"}`, `{"type": "json", "data"}`,
+    /// `{"type": "audio", "frames", "sample_rate", "channels", "stream_id",
+    /// "timestamp_us"}` (no samples), other types as `{"type", "bytes"}`.
+    ///
+    /// ```
+    /// use remotemedia_runtime_core::data::RuntimeData;
+    /// let v = RuntimeData::audio(vec![0.0; 320], 16_000, 1).summary_json();
+    /// assert_eq!(v["frames"], 320);
+    /// assert_eq!(RuntimeData::Text("hi".into()).summary_json()["text"], "hi");
+    /// ```
+    pub fn summary_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            RuntimeData::Text(text) => json!({"type": "text", "text": text}),
+            RuntimeData::Json(value) => json!({"type": "json", "data": value}),
+            RuntimeData::Audio {
+                sample_rate,
+                channels,
+                stream_id,
+                timestamp_us,
+                ..
+            } => json!({
+                "type": "audio",
+                "frames": self.audio_frames(),
+                "sample_rate": sample_rate,
+                "channels": channels,
+                "stream_id": stream_id.as_deref(),
+                "timestamp_us": timestamp_us,
+            }),
+            other => json!({"type": other.type_name(), "bytes": other.size_bytes()}),
+        }
+    }
+
     /// The variant's name: `"audio"`, `"video"`, `"text"`, `"json"`, `"binary"` or `"tensor"`.
     pub fn type_name(&self) -> &'static str {
         match self {

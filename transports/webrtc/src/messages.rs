@@ -77,34 +77,13 @@ pub fn is_barge_in(data: &RuntimeData) -> bool {
     matches!(data, RuntimeData::Json(v) if v.get("control").and_then(Value::as_str) == Some("barge_in"))
 }
 
-/// The `data` part of an `output` message.
-pub fn data_value(data: &RuntimeData) -> Value {
-    match data {
-        RuntimeData::Text(text) => json!({"type": "text", "text": text}),
-        RuntimeData::Json(value) => json!({"type": "json", "data": value}),
-        RuntimeData::Audio {
-            sample_rate,
-            channels,
-            timestamp_us,
-            ..
-        } => json!({
-            "type": "audio",
-            "frames": data.audio_frames(),
-            "sample_rate": sample_rate,
-            "channels": channels,
-            "timestamp_us": timestamp_us,
-        }),
-        other => json!({"type": other.type_name(), "bytes": other.size_bytes()}),
-    }
-}
-
 /// An `output` message: what node produced what.
 pub fn output(out: &TransportData) -> Value {
     let mut message = json!({
         "type": "output",
         "node_id": out.node_id(),
         "sequence": out.sequence,
-        "data": data_value(&out.data),
+        "data": out.data.summary_json(),
     });
     if let Some(input_sequence) = out.input_sequence {
         message["input_sequence"] = json!(input_sequence);
