@@ -6,6 +6,7 @@ mod dep_audit;
 mod docker_engine;
 mod ffmpeg_env;
 mod fuzz;
+mod npm;
 mod python_env;
 mod soak;
 mod venv;
@@ -24,6 +25,20 @@ use std::time::{Duration, Instant};
 struct Cli {
     #[command(subcommand)]
     command: Task,
+}
+
+#[derive(Subcommand)]
+enum WasmAction {
+    /// Build the demo site (<target>/wasm-site: the page, the package, the bundled media,
+    /// the example manifests), ready for any static file server; print its directory.
+    Site,
+    /// Build the demo page (<target>/wasm-site: the package, the bundled media, the
+    /// example manifests) and serve it with a static file server; open the printed URL.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,8 +76,13 @@ enum Task {
     /// libopus-dev (Debian) first, prints the binary.
     Cli,
     /// Build the JavaScript package of the WASM executor (runtime-core for
-    /// wasm32-unknown-unknown, wasm-bindgen) into <target>/wasm-pkg; prints its directory.
-    Wasm,
+    /// wasm32-unknown-unknown, wasm-bindgen, the Python SDK and Pyodide) into
+    /// <target>/wasm-pkg and print its directory; `serve` also builds the demo page and
+    /// serves it.
+    Wasm {
+        #[command(subcommand)]
+        action: Option<WasmAction>,
+    },
     /// Build the `remotemedia` Python wheel (maturin, abi3) into <target>/wheels.
     Wheel,
     /// Create the Python environment Python nodes run in (the wheel, remotemedia-nodes and
@@ -98,7 +118,13 @@ fn main() -> Result<()> {
         Task::Bench { suite } => bench(&suite, &root),
         Task::BuildTime => build_time(),
         Task::Cli => cli_with_ingest(),
-        Task::Wasm => wasm::build(&root).map(|pkg| println!("{}", pkg.display())),
+        Task::Wasm { action: None } => wasm::build(&root).map(|pkg| println!("{}", pkg.display())),
+        Task::Wasm {
+            action: Some(WasmAction::Site),
+        } => wasm::site(&root).map(|site| println!("{}", site.display())),
+        Task::Wasm {
+            action: Some(WasmAction::Serve { listen }),
+        } => wasm::serve(&root, &listen),
         Task::Wheel => wheel().map(|path| println!("{}", path.display())),
         Task::Soak { runs } => soak::run(&root, runs),
         Task::Fuzz { target, seconds } => fuzz::run_target(&root, &target, seconds),
@@ -307,7 +333,7 @@ fn ci() -> Result<()> {
     }
     bar.set_message("WASM package and its Node.js tests");
     bar.suspend(|| println!("\n==> the WASM package (wasm-bindgen) and its Node.js tests"));
-    bar.suspend(|| wasm::test(&root))
+    bar.suspend(|| wasm::test(&root, &playwright, &python))
         .context("CI step 'WASM package' failed")?;
     bar.set_message("Python package");
     bar.suspend(|| println!("\n==> the remotemedia wheel and its pytest suite"));

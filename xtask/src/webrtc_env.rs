@@ -4,10 +4,8 @@
 //! `$HOME/.cache/remotemedia/browser`.
 
 use crate::ffmpeg_env::ensure_debian_packages;
-use crate::run;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
-use std::process::Command;
 
 /// Debian packages of the build.
 pub const BUILD_PACKAGES: &[&str] = &["libopus-dev", "pkg-config"];
@@ -27,24 +25,5 @@ pub const PLAYWRIGHT: &str = "playwright-core@1.65.1";
 pub fn ensure() -> Result<PathBuf> {
     ensure_build()?;
     ensure_debian_packages(TEST_PACKAGES)?;
-    let home = std::env::var_os("HOME").context("HOME is not set")?;
-    let dir = PathBuf::from(home).join(".cache/remotemedia/browser");
-    let module = dir.join("node_modules/playwright-core");
-    let version = PLAYWRIGHT.rsplit('@').next().unwrap_or_default();
-    let installed = std::fs::read_to_string(module.join("package.json"))
-        .is_ok_and(|p| p.contains(&format!("\"version\": \"{version}\"")));
-    if !installed {
-        std::fs::create_dir_all(&dir)?;
-        let mut npm = Command::new("npm");
-        npm.args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-save",
-            PLAYWRIGHT,
-        ])
-        .current_dir(&dir);
-        run(npm).context("npm install playwright-core")?;
-    }
-    Ok(module)
+    crate::npm::ensure("browser", PLAYWRIGHT)
 }

@@ -748,6 +748,7 @@ impl DockerNodeSettings {
                 env: BTreeMap::new(),
                 python_path,
                 modules,
+                source: None,
                 init_timeout,
                 process_timeout,
                 shutdown_timeout,

@@ -62,7 +62,6 @@ mod endpoint;
 mod frames;
 mod message;
 mod owner;
-mod report;
 mod service;
 mod spin;
 
@@ -72,7 +71,9 @@ pub use endpoint::{
 };
 pub use frames::{payload_identity, PayloadIdentity, SampleHolder};
 pub use message::{envelope, Envelope, MessageKind, FLAG_PAYLOAD_IS_INPUT, PROCESS};
-pub use report::ErrorReport;
+/// A node failure as a worker reports it (the core's type: the WASM engine's Python
+/// backend words failures the same way).
+pub use remotemedia_runtime_core::nodes::ErrorReport;
 pub use spin::Spin;
 
 /// An IPC failure, in words.

@@ -400,6 +400,7 @@ fn class_key(node: &NodeManifest, settings: &NodeSettings) -> String {
         "env": settings.env,
         "modules": settings.modules,
         "python_path": settings.python_path,
+        "source": settings.source,
     })
     .to_string()
 }
@@ -465,6 +466,7 @@ impl MultiprocessBackend {
             "node_type": node.node_type,
             "modules": settings.modules,
             "python_path": settings.python_path,
+            "source": settings.source,
             "env": settings.env,
         });
         if let Err(e) = worker.assign(&assignment) {

@@ -1,9 +1,7 @@
 //! Settings of the backend, and of one node (the manifest's `multiprocess:` block).
 
-use remotemedia_runtime_core::manifest::NodeManifest;
-use remotemedia_runtime_core::nodes::schema::describe_value;
-use remotemedia_runtime_core::{Error, Result};
-use serde_json::Value;
+use remotemedia_runtime_core::manifest::{NodeManifest, PythonBlock};
+use remotemedia_runtime_core::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,6 +142,9 @@ pub struct NodeSettings {
     pub python_path: Vec<PathBuf>,
     /// Modules to import first.
     pub modules: Vec<String>,
+    /// The code of a module given inline in the manifest, run before the class is looked
+    /// up.
+    pub source: Option<String>,
     /// Start-up limit.
     pub init_timeout: Duration,
     /// Per-call limit.
@@ -156,215 +157,48 @@ pub struct NodeSettings {
 }
 
 /// The most instances one worker process may host (`share: true`).
-pub const MAX_SHARE: usize = 64;
-
-/// Keys of the `multiprocess:` block.
-pub const BLOCK_KEYS: &[&str] = &[
-    "python_executable",
-    "env",
-    "python_path",
-    "modules",
-    "init_timeout_ms",
-    "process_timeout_ms",
-    "shutdown_timeout_ms",
-    "share",
-];
-
-fn block_error(node: &NodeManifest, key: &str, problem: String) -> Error {
-    Error::InvalidManifest(format!(
-        "node '{}' ({}): multiprocess.{key}: {problem}",
-        node.id, node.node_type
-    ))
-}
-
-fn string_list(node: &NodeManifest, key: &str, value: &Value) -> Result<Vec<String>> {
-    let items = value.as_array().ok_or_else(|| {
-        block_error(
-            node,
-            key,
-            format!(
-                "expected a list of strings, found {}",
-                describe_value(value)
-            ),
-        )
-    })?;
-    items
-        .iter()
-        .map(|item| {
-            item.as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    block_error(
-                        node,
-                        key,
-                        format!(
-                            "expected a list of non-empty strings, found {}",
-                            describe_value(item)
-                        ),
-                    )
-                })
-        })
-        .collect()
-}
-
-fn millis(node: &NodeManifest, key: &str, value: &Value, allow_zero: bool) -> Result<u64> {
-    match value.as_u64() {
-        Some(ms) if ms > 0 || allow_zero => Ok(ms),
-        _ => Err(block_error(
-            node,
-            key,
-            format!(
-                "expected a {} number of milliseconds, found {}",
-                if allow_zero {
-                    "non-negative"
-                } else {
-                    "positive"
-                },
-                describe_value(value)
-            ),
-        )),
-    }
-}
+pub use remotemedia_runtime_core::manifest::MAX_SHARE;
 
 impl NodeSettings {
-    /// Merges `config` with the node's `multiprocess:` block, rejecting unknown keys and
-    /// wrong types with errors that name the node and the key.
+    /// Merges `config` with the node's `multiprocess:` block (read by the core's
+    /// [`PythonBlock`], which rejects unknown keys and wrong types with errors that name
+    /// the node and the key); relative paths are relative to the manifest file.
     pub fn resolve(config: &MultiprocessConfig, node: &NodeManifest) -> Result<Self> {
-        let mut settings = NodeSettings {
-            python: config.default_python(),
-            own_python: false,
-            env: config.env.clone(),
-            python_path: config.python_path.clone(),
-            modules: config.modules.clone(),
-            init_timeout: config.init_timeout,
-            process_timeout: config.process_timeout,
-            shutdown_timeout: config.shutdown_timeout,
-            share: None,
-        };
-        let Some(block) = &node.multiprocess else {
-            return Ok(settings);
-        };
-        let block = match block {
-            Value::Null => return Ok(settings),
-            Value::Object(map) => map,
-            other => {
-                return Err(Error::InvalidManifest(format!(
-                    "node '{}' ({}): the multiprocess block must be a mapping, found {}",
-                    node.id,
-                    node.node_type,
-                    describe_value(other)
-                )))
+        let block = PythonBlock::parse(node)?;
+        let mut env = config.env.clone();
+        env.extend(block.env);
+        let mut python_path = config.python_path.clone();
+        python_path.extend(block.python_path.iter().map(|path| node.resolve_path(path)));
+        let mut modules = config.modules.clone();
+        modules.extend(block.modules);
+        // A bare interpreter name (`python3`) is looked up on PATH; a path with a
+        // directory in it is relative to the manifest file.
+        let python = block.python_executable.as_ref().map(|path| {
+            if path.contains('/') {
+                node.resolve_path(path)
+            } else {
+                PathBuf::from(path)
             }
-        };
-        for (key, value) in block {
-            match key.as_str() {
-                "python_executable" => {
-                    let path = value.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
-                        block_error(
-                            node,
-                            key,
-                            format!("expected a path, found {}", describe_value(value)),
-                        )
-                    })?;
-                    // A bare name (`python3`) is looked up on PATH; a path with a
-                    // directory in it is relative to the manifest file.
-                    settings.python = if path.contains('/') {
-                        node.resolve_path(path)
-                    } else {
-                        PathBuf::from(path)
-                    };
-                    settings.own_python = true;
-                }
-                "env" => {
-                    let map = value.as_object().ok_or_else(|| {
-                        block_error(
-                            node,
-                            key,
-                            format!(
-                                "expected a mapping of names to strings, found {}",
-                                describe_value(value)
-                            ),
-                        )
-                    })?;
-                    for (name, v) in map {
-                        let text = match v {
-                            Value::String(s) => s.clone(),
-                            Value::Number(n) => n.to_string(),
-                            Value::Bool(b) => b.to_string(),
-                            other => {
-                                return Err(block_error(
-                                    node,
-                                    &format!("env.{name}"),
-                                    format!("expected a string, found {}", describe_value(other)),
-                                ))
-                            }
-                        };
-                        settings.env.insert(name.clone(), text);
-                    }
-                }
-                "python_path" => {
-                    settings.python_path.extend(
-                        string_list(node, key, value)?
-                            .into_iter()
-                            .map(|path| node.resolve_path(path)),
-                    );
-                }
-                "modules" => settings.modules.extend(string_list(node, key, value)?),
-                "init_timeout_ms" => {
-                    settings.init_timeout = Duration::from_millis(millis(node, key, value, false)?);
-                }
-                "process_timeout_ms" => {
-                    let ms = millis(node, key, value, true)?;
-                    settings.process_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-                }
-                "shutdown_timeout_ms" => {
-                    settings.shutdown_timeout =
-                        Duration::from_millis(millis(node, key, value, false)?);
-                }
-                "share" => {
-                    settings.share = Some(match value {
-                        Value::Bool(true) => MAX_SHARE,
-                        Value::Bool(false) => 1,
-                        Value::Number(n) => match n.as_u64() {
-                            Some(n @ 1..) if n as usize <= MAX_SHARE => n as usize,
-                            _ => {
-                                return Err(block_error(
-                                    node,
-                                    key,
-                                    format!("{n} is out of range 1..={MAX_SHARE}"),
-                                ))
-                            }
-                        },
-                        other => {
-                            return Err(block_error(
-                                node,
-                                key,
-                                format!(
-                                    "expected true, false or a number of instances per process, found {}",
-                                    describe_value(other)
-                                ),
-                            ))
-                        }
-                    });
-                }
-                other => {
-                    return Err(block_error(
-                        node,
-                        other,
-                        format!("unknown key (known keys: {})", BLOCK_KEYS.join(", ")),
-                    ))
-                }
-            }
-        }
-        Ok(settings)
+        });
+        Ok(NodeSettings {
+            own_python: python.is_some(),
+            python: python.unwrap_or_else(|| config.default_python()),
+            env,
+            python_path,
+            modules,
+            source: block.source,
+            init_timeout: block.init_timeout.unwrap_or(config.init_timeout),
+            process_timeout: block.process_timeout.unwrap_or(config.process_timeout),
+            shutdown_timeout: block.shutdown_timeout.unwrap_or(config.shutdown_timeout),
+            share: block.share,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn node(block: Value) -> NodeManifest {
         let mut node = NodeManifest::new("asr", "SpeechRecognitionNode");

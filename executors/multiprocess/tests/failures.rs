@@ -276,7 +276,7 @@ async fn bad_multiprocess_blocks_are_rejected_before_anything_starts() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid manifest: node 'n' (EchoNode): multiprocess.init_timeout: unknown key (known keys: python_executable, env, python_path, modules, init_timeout_ms, process_timeout_ms, shutdown_timeout_ms, share)"
+        "invalid manifest: node 'n' (EchoNode): multiprocess.init_timeout: unknown key (known keys: python_executable, env, python_path, modules, source, init_timeout_ms, process_timeout_ms, shutdown_timeout_ms, share)"
     );
     let err = remotemedia_runtime_core::manifest::Manifest::from_yaml(
         "nodes: [{id: n, node_type: EchoNode, executor: native, multiprocess: {}}]",

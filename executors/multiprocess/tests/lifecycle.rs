@@ -40,6 +40,73 @@ nodes:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_class_given_inline_in_the_manifest_runs_with_its_own_line_numbers() {
+    let harness = Harness::new();
+    let pipeline = manifest(
+        r#"
+nodes:
+  - id: shout
+    node_type: InlineShout
+    multiprocess:
+      source: |
+        import array
+        import remotemedia
+
+        @remotemedia.node("InlineShout")
+        class InlineShout(remotemedia.Node):
+            def process(self, data):
+                if data == "fail":
+                    raise ValueError("asked to fail")
+                if isinstance(data, str):
+                    return data.upper()
+                return remotemedia.Audio(array.array("f", [float(x) * 2 for x in data.samples]), data.sample_rate)
+"#,
+    );
+    let out = harness
+        .runner
+        .execute_unary(std::sync::Arc::clone(&pipeline), text("hello"))
+        .await
+        .expect("the inline class");
+    assert_eq!(out.data.as_text(), Some("HELLO"));
+    // Audio built from a standard-library float32 buffer (array.array), as in the browser.
+    let out = harness
+        .runner
+        .execute_unary(
+            std::sync::Arc::clone(&pipeline),
+            item(RuntimeData::audio(vec![0.25f32, -0.5], 8000, 1)),
+        )
+        .await
+        .expect("audio");
+    match out.data {
+        RuntimeData::Audio {
+            samples,
+            sample_rate,
+            ..
+        } => {
+            assert_eq!(&samples[..], &[0.5, -1.0]);
+            assert_eq!(sample_rate, 8000);
+        }
+        other => panic!("expected audio, got {other:?}"),
+    }
+    let err = harness
+        .runner
+        .execute_unary(pipeline, text("fail"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "node 'shout' (InlineShout) failed: Python exception in process(): ValueError: asked to fail"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"File "<multiprocess.source>", line 8, in process"#),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_items_flush_at_end_of_stream() {
     let harness = Harness::new();
     let pipeline = manifest("nodes: [{id: buffer, node_type: Buffers, executor: multiprocess}]");

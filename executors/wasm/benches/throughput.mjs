@@ -1,34 +1,60 @@
-// The WASM side of `cargo xtask bench wasm`: each manifest runs over the same audio in 20 ms
-// frames (send, then recv until null), timed; prints one JSON object per manifest.
+// The WASM side of `cargo xtask bench wasm`. Each case runs a manifest over the same audio
+// in blocks of `block` frames through one session, timed; prints one JSON object per case.
 //   REMOTEMEDIA_WASM_PKG=<pkg> node throughput.mjs CASES.json RAW_F32LE RATE
+// A case: {name, yaml, block, mode} — mode "loop": send, then recv until null (what a live
+// stream does with the send/recv API); "process": one `session.process(block)` per block;
+// "run": one `runAudio` call for the whole buffer (the same per-block loop, inside the
+// engine).
+// `node throughput.mjs --load` instead times loading the engine and Python (Pyodide) in
+// this fresh process.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [casesPath, rawPath, rate] = process.argv.slice(2);
 const rm = await import(pathToFileURL(path.join(process.env.REMOTEMEDIA_WASM_PKG, "index.js")).href);
+
+if (process.argv[2] === "--load") {
+  const t0 = performance.now();
+  await rm.init();
+  const engine = performance.now() - t0;
+  await rm.loadPython();
+  const python = performance.now() - t0 - engine;
+  process.stdout.write(JSON.stringify({ engineMs: engine, pythonMs: python }));
+  process.exit(0);
+}
+
 await rm.init();
+const [casesPath, rawPath, rate] = process.argv.slice(2);
 const raw = readFileSync(rawPath);
 const samples = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-const frame = Number(rate) / 50;
-const frames = [];
-for (let i = 0; i + frame <= samples.length; i += frame) frames.push(samples.subarray(i, i + frame));
 const results = [];
-for (const { name, yaml } of JSON.parse(readFileSync(casesPath, "utf8"))) {
+for (const { name, yaml, block, mode } of JSON.parse(readFileSync(casesPath, "utf8"))) {
+  const blocks = [];
+  for (let i = 0; i + block <= samples.length; i += block) blocks.push(samples.subarray(i, i + block));
   const run = async () => {
+    if (mode === "run") {
+      const t0 = performance.now();
+      const outputs = (await rm.runAudio(yaml, { samples, sampleRate: Number(rate) }, { blockFrames: block })).length;
+      return { ms: performance.now() - t0, outputs };
+    }
     const s = await rm.createSession(yaml);
     const t0 = performance.now();
     let outputs = 0;
-    for (let i = 0; i < frames.length; i++) {
-      await s.send({ samples: frames[i], sampleRate: Number(rate), channels: 1, timestampUs: i * 20000 });
-      for (let o = await s.recv(); o !== null; o = await s.recv()) outputs++;
+    for (let i = 0; i < blocks.length; i++) {
+      const input = { samples: blocks[i], sampleRate: Number(rate), channels: 1, timestampUs: Math.round((i * block * 1e6) / Number(rate)) };
+      if (mode === "process") {
+        outputs += (await s.process(input)).length;
+      } else {
+        await s.send(input);
+        for (let o = await s.recv(); o !== null; o = await s.recv()) outputs++;
+      }
     }
     await s.close();
     for await (const _ of s) outputs++;
     return { ms: performance.now() - t0, outputs };
   };
-  await run(); // warm-up
+  await run(); // warm-up (and, for Python cases, Pyodide's load)
   const best = [await run(), await run(), await run()].sort((a, b) => a.ms - b.ms)[0];
-  results.push({ name, frames: frames.length, ms: best.ms, outputs: best.outputs });
+  results.push({ name, blocks: blocks.length, ms: best.ms, outputs: best.outputs });
 }
 process.stdout.write(JSON.stringify(results));

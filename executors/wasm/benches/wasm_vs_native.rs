@@ -1,9 +1,18 @@
-//! `cargo xtask bench wasm`: the audio nodes in the WASM engine (under Node.js) against the
-//! same nodes natively, side by side in one run. Each case runs 60 s of the bundled speech
-//! (looped) in 20 ms frames through a session, sending a frame and taking its outputs
-//! before the next (what a live stream does); best of three after a warm-up, on both sides.
-//! The PassThrough row is the per-frame cost of the session machinery itself: for wasm, the
-//! JS ↔ wasm calls and copies of one 20 ms frame in and out.
+//! `cargo xtask bench wasm`: the WASM engine (under Node.js) against the native one, side
+//! by side in one run, on 60 s of the bundled speech (looped):
+//!
+//! 1. node throughput — each audio node in a session fed 20 ms blocks, each block's
+//!    outputs taken before the next, the whole loop inside the engine (`runAudio` in wasm,
+//!    the same loop natively): the engine compiled to wasm against itself natively (the
+//!    target: within 2x);
+//! 2. the cost per 20 ms frame of a live stream driven from JavaScript — a call per frame,
+//!    `send`/`recv` or `process` — against the same loop inside the engine: the JS ↔ wasm
+//!    call overhead per frame;
+//! 3. Python in Pyodide — the time to load the engine and Pyodide in a fresh process, and
+//!    the cost per 20 ms frame of a Python node that returns its input.
+//!
+//! Best of three after a warm-up, on both sides; the native side runs on one thread, as a
+//! page does.
 //!
 //! `cargo bench -p remotemedia-wasm --bench wasm_vs_native -- <wasm-pkg-dir>`
 
@@ -15,16 +24,22 @@ use std::time::Instant;
 
 const RATE: u32 = 16_000;
 const SECONDS: usize = 60;
+/// 20 ms at 16 kHz.
+const FRAME: usize = RATE as usize / 50;
 
-const CASES: &[(&str, &str)] = &[
-    ("PassThrough", "nodes: [{id: p, node_type: PassThrough}]"),
+/// The audio nodes.
+const NODES: &[(&str, &str)] = &[
     (
         "FastResampleNode 16→48 kHz (Medium)",
         "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 48000}}]",
     ),
     (
-        "AudioChunkerNode (512)",
-        "nodes: [{id: c, node_type: AudioChunkerNode, params: {chunk_size: 512}}]",
+        "FastResampleNode 16→8 kHz (High)",
+        "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 8000, quality: High}}]",
+    ),
+    (
+        "AudioChunkerNode (320)",
+        "nodes: [{id: c, node_type: AudioChunkerNode, params: {chunk_size: 320}}]",
     ),
     (
         "AudioGainNode",
@@ -34,12 +49,33 @@ const CASES: &[(&str, &str)] = &[
         "AudioLevelNode",
         "nodes: [{id: l, node_type: AudioLevelNode}]",
     ),
+    (
+        "SilenceDetectorNode",
+        "nodes: [{id: s, node_type: SilenceDetectorNode}]",
+    ),
+    (
+        "ClippingDetectorNode",
+        "nodes: [{id: c, node_type: ClippingDetectorNode}]",
+    ),
     ("VADNode", "nodes: [{id: v, node_type: VADNode}]"),
     (
         "VAD → accumulator",
         "nodes: [{id: v, node_type: VADNode}, {id: u, node_type: AudioBufferAccumulatorNode}]",
     ),
 ];
+
+/// Live-stream loops, 20 ms frames.
+const FRAMES: &[(&str, &str)] = &[
+    ("PassThrough", "nodes: [{id: p, node_type: PassThrough}]"),
+    (
+        "FastResampleNode 16→48 kHz",
+        "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 48000}}]",
+    ),
+    ("VADNode", "nodes: [{id: v, node_type: VADNode}]"),
+];
+
+/// The code of a Python node that returns its input, run in Pyodide.
+const PYTHON_IDENTITY: &str = "import remotemedia\n\n@remotemedia.node(\"Same\")\nclass Same(remotemedia.Node):\n    def process(self, data):\n        return data\n";
 
 fn speech() -> Vec<f32> {
     let mut reader = hound::WavReader::open(concat!(
@@ -58,7 +94,7 @@ fn speech() -> Vec<f32> {
         .collect()
 }
 
-async fn native_once(yaml: &str, frames: &[&[f32]]) -> (f64, usize) {
+async fn native_once(yaml: &str, audio: &[f32], block: usize) -> (f64, usize) {
     let runner = PipelineRunner::new().unwrap();
     let session = runner
         .create_stream_session(Arc::new(Manifest::from_yaml(yaml).unwrap()))
@@ -66,13 +102,13 @@ async fn native_once(yaml: &str, frames: &[&[f32]]) -> (f64, usize) {
         .unwrap();
     let started = Instant::now();
     let mut outputs = 0;
-    for (i, frame) in frames.iter().enumerate() {
+    for (i, part) in audio.chunks_exact(block).enumerate() {
         let input = TransportData::new(RuntimeData::Audio {
-            samples: frame.to_vec().into(),
+            samples: part.to_vec().into(),
             sample_rate: RATE,
             channels: 1,
             stream_id: None,
-            timestamp_us: i as u64 * 20_000,
+            timestamp_us: (i * block) as u64 * 1_000_000 / u64::from(RATE),
         });
         session.send_input(input).await.unwrap();
         while session.recv_output().await.unwrap().is_some() {
@@ -86,6 +122,59 @@ async fn native_once(yaml: &str, frames: &[&[f32]]) -> (f64, usize) {
     (started.elapsed().as_secs_f64() * 1000.0, outputs)
 }
 
+/// Best of three native runs after a warm-up: (ms, outputs).
+fn native_best(
+    runtime: &tokio::runtime::Runtime,
+    yaml: &str,
+    audio: &[f32],
+    block: usize,
+) -> (f64, usize) {
+    runtime.block_on(native_once(yaml, audio, block));
+    let mut runs: Vec<(f64, usize)> = (0..3)
+        .map(|_| runtime.block_on(native_once(yaml, audio, block)))
+        .collect();
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[0]
+}
+
+fn node_js(pkg: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/throughput.mjs"
+        ))
+        .args(args)
+        .env("REMOTEMEDIA_WASM_PKG", pkg)
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the bench's JSON")
+}
+
+/// Runs `cases` (`{name, yaml, block, mode}`) in the WASM engine.
+fn wasm_runs(
+    pkg: &str,
+    dir: &std::path::Path,
+    cases: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    let path = dir.join("cases.json");
+    std::fs::write(&path, serde_json::to_string(cases).unwrap()).unwrap();
+    let rate = RATE.to_string();
+    let results = node_js(
+        pkg,
+        &[
+            path.as_os_str(),
+            dir.join("audio.f32").as_os_str(),
+            rate.as_ref(),
+        ],
+    );
+    results.as_array().expect("a list").clone()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -97,70 +186,157 @@ fn main() {
         .or_else(|| std::env::var("REMOTEMEDIA_WASM_PKG").ok())
         .expect("the package directory from `cargo xtask wasm`");
     let audio = speech();
-    let frames: Vec<&[f32]> = audio.chunks_exact(RATE as usize / 50).collect();
+    let dir = std::env::temp_dir().join(format!("rm-wasm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
+    std::fs::write(dir.join("audio.f32"), bytes).unwrap();
     // The same single-threaded executor as in a page: one thread, tasks on one loop.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut native = Vec::new();
-    for (name, yaml) in CASES {
-        runtime.block_on(native_once(yaml, &frames));
-        let mut runs: Vec<(f64, usize)> = (0..3)
-            .map(|_| runtime.block_on(native_once(yaml, &frames)))
-            .collect();
-        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        native.push((*name, runs[0]));
-    }
-    let dir = std::env::temp_dir().join(format!("rm-wasm-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cases: Vec<serde_json::Value> = CASES
+    let real_ms = SECONDS as f64 * 1000.0;
+    let case = |name: &str, yaml: &str, block: usize, mode: &str| serde_json::json!({"name": name, "yaml": yaml, "block": block, "mode": mode});
+
+    // 1. Node throughput, in 20 ms and in 1 s blocks.
+    let blocks = [FRAME, RATE as usize];
+    let native: Vec<Vec<(f64, usize)>> = blocks
         .iter()
-        .map(|(name, yaml)| serde_json::json!({"name": name, "yaml": yaml}))
+        .map(|&block| {
+            NODES
+                .iter()
+                .map(|(_, yaml)| native_best(&runtime, yaml, &audio, block))
+                .collect()
+        })
         .collect();
-    std::fs::write(
-        dir.join("cases.json"),
-        serde_json::to_string(&cases).unwrap(),
-    )
-    .unwrap();
-    let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
-    std::fs::write(dir.join("audio.f32"), bytes).unwrap();
-    let out = std::process::Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/benches/throughput.mjs"
-        ))
-        .arg(dir.join("cases.json"))
-        .arg(dir.join("audio.f32"))
-        .arg(RATE.to_string())
-        .env("REMOTEMEDIA_WASM_PKG", &pkg)
-        .output()
-        .expect("node");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let wasm: Vec<Vec<serde_json::Value>> = blocks
+        .iter()
+        .map(|&block| {
+            wasm_runs(
+                &pkg,
+                &dir,
+                &NODES
+                    .iter()
+                    .map(|(name, yaml)| case(name, yaml, block, "run"))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    println!(
+        "## Node throughput: {SECONDS} s of 16 kHz mono, the session loop inside the engine, best of 3 (Node.js {})\n",
+        node_version()
     );
-    let wasm: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    println!("## {SECONDS} s of 16 kHz mono in 20 ms frames, best of 3\n");
-    println!("| node | native | wasm (Node.js {}) | wasm / native | native x real time | wasm x real time | per frame, wasm |", node_version());
-    println!("|---|---|---|---|---|---|---|");
-    for ((name, (native_ms, native_outputs)), w) in native.iter().zip(&wasm) {
-        let wasm_ms = w["ms"].as_f64().unwrap();
-        assert_eq!(
-            w["outputs"].as_u64().unwrap() as usize,
-            *native_outputs,
-            "{name}: outputs differ"
-        );
-        let real = SECONDS as f64 * 1000.0;
+    println!("| node | native, 20 ms blocks | wasm, 20 ms blocks | wasm / native | native, 1 s blocks | wasm, 1 s blocks | wasm / native | wasm x real time (1 s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut ratios = [Vec::new(), Vec::new()];
+    for (i, (name, _)) in NODES.iter().enumerate() {
+        let mut row = format!("| {name} ");
+        for b in 0..blocks.len() {
+            let (native_ms, native_outputs) = native[b][i];
+            let wasm_ms = wasm[b][i]["ms"].as_f64().unwrap();
+            assert_eq!(
+                wasm[b][i]["outputs"].as_u64().unwrap() as usize,
+                native_outputs,
+                "{name}: outputs differ"
+            );
+            ratios[b].push(wasm_ms / native_ms);
+            row += &format!(
+                "| {native_ms:.1} ms | {wasm_ms:.1} ms | {:.2}x ",
+                wasm_ms / native_ms
+            );
+            if b == 1 {
+                row += &format!("| {:.0}x ", real_ms / wasm_ms);
+            }
+        }
+        println!("{row}|");
+    }
+    let geomean = |r: &[f64]| (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
+    println!(
+        "\ngeometric mean wasm / native: {:.2}x (20 ms blocks), {:.2}x (1 s blocks)\n",
+        geomean(&ratios[0]),
+        geomean(&ratios[1])
+    );
+
+    // 2. Per 20 ms frame.
+    let frames = audio.len() / FRAME;
+    let native: Vec<(f64, usize)> = FRAMES
+        .iter()
+        .map(|(_, yaml)| native_best(&runtime, yaml, &audio, FRAME))
+        .collect();
+    let mut cases = Vec::new();
+    for (name, yaml) in FRAMES {
+        cases.push(case(name, yaml, FRAME, "run"));
+        cases.push(case(name, yaml, FRAME, "loop"));
+        cases.push(case(name, yaml, FRAME, "process"));
+    }
+    let wasm = wasm_runs(&pkg, &dir, &cases);
+    println!(
+        "## A live stream driven from JavaScript: {frames} frames of 20 ms, a call per frame\n"
+    );
+    println!("| pipeline | native | wasm, loop inside the engine | wasm, send + recv per frame | wasm, process per frame | JS ↔ wasm per frame (process − inside) |");
+    println!("|---|---|---|---|---|---|");
+    let per_frame = |ms: f64| ms * 1000.0 / frames as f64;
+    for (i, (name, _)) in FRAMES.iter().enumerate() {
+        let (native_ms, native_outputs) = native[i];
+        let runs = &wasm[3 * i..3 * i + 3];
+        for w in runs {
+            assert_eq!(
+                w["outputs"].as_u64().unwrap() as usize,
+                native_outputs,
+                "{name}: outputs differ"
+            );
+        }
+        let ms = |w: &serde_json::Value| w["ms"].as_f64().unwrap();
         println!(
-            "| {name} | {native_ms:.1} ms | {wasm_ms:.1} ms | {:.2}x | {:.0}x | {:.0}x | {:.1} µs |",
-            wasm_ms / native_ms,
-            real / native_ms,
-            real / wasm_ms,
-            wasm_ms * 1000.0 / frames.len() as f64
+            "| {name} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs |",
+            per_frame(native_ms),
+            per_frame(ms(&runs[0])),
+            per_frame(ms(&runs[1])),
+            per_frame(ms(&runs[2])),
+            per_frame(ms(&runs[2]) - ms(&runs[0]))
         );
     }
+
+    // 3. Python in Pyodide.
+    let mut loads: Vec<(f64, f64)> = (0..3)
+        .map(|_| {
+            let v = node_js(&pkg, &["--load".as_ref()]);
+            (
+                v["engineMs"].as_f64().unwrap(),
+                v["pythonMs"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    loads.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (engine_ms, python_ms) = loads[1];
+    let python = wasm_runs(
+        &pkg,
+        &dir,
+        &[
+            case("PassThrough (Rust)", FRAMES[0].1, FRAME, "process"),
+            case(
+                "Python node returning its input (Pyodide)",
+                &serde_json::json!({"nodes": [{"id": "same", "node_type": "Same",
+                    "multiprocess": {"source": PYTHON_IDENTITY}}]})
+                .to_string(),
+                FRAME,
+                "process",
+            ),
+        ],
+    );
+    let rust_us = per_frame(python[0]["ms"].as_f64().unwrap());
+    let python_us = per_frame(python[1]["ms"].as_f64().unwrap());
+    println!("\n## Python in Pyodide\n");
+    println!("| what | figure |");
+    println!("|---|---|");
+    println!("| loading the engine (init), fresh process, median of 3 | {engine_ms:.0} ms |");
+    println!("| loading Pyodide and the SDK (loadPython), fresh process, median of 3 | {python_ms:.0} ms |");
+    println!("| a 20 ms frame through a Rust PassThrough, per frame | {rust_us:.1} µs |");
+    println!("| a 20 ms frame through a Python node returning it, per frame | {python_us:.1} µs |");
+    println!(
+        "| the Python node's own cost per item (difference) | {:.1} µs |",
+        python_us - rust_us
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn node_version() -> String {

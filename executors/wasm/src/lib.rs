@@ -1,24 +1,28 @@
 //! The RemoteMedia pipeline engine for JavaScript: runtime-core compiled to
 //! `wasm32-unknown-unknown` with wasm-bindgen, so a manifest that runs on the server runs
-//! unchanged in a browser tab or in Node.js (built-in native nodes; Python nodes are not in
-//! this build yet).
+//! unchanged in a browser tab or in Node.js — the built-in native nodes in wasm, Python
+//! nodes in Pyodide ([`python`]).
 //!
 //! The JavaScript side (`js/index.js`, packaged by `cargo xtask wasm`) wraps these exports:
 //! `init()`, `executeUnary(manifest, input)`, `createSession(manifest)` → a session with
 //! `send(data)`, `recv()` (`null` when quiescent, like the Rust `recv_output`), an async
-//! iterator of outputs, `close()`; `nodes()`; `validate(manifest)`.
+//! iterator of outputs, `close()`; `nodes()`; `validate(manifest)`. Manifests may take a
+//! base URL, against which Python nodes' `python_path` entries resolve.
 //!
-//! Data: a `string` is `Text`; a `Uint8Array` is `Binary`; an object with a `samples`
-//! `Float32Array` is `Audio` (`sampleRate` required, `channels` default 1, optional
-//! `timestampUs` and `streamId`); any other value is `Json`. Outputs are
-//! `{nodeId, sequence, inputSequence, data}` with `data` in the same forms (audio with a
-//! `Float32Array` of its own). Errors are JavaScript `Error`s with the native runtime's
-//! message and, when a node is to blame, a `nodeId` property.
+//! Data: see [`data`] — text, bytes, audio (`Float32Array` samples), video (`Uint8Array`
+//! pixels) and JSON, each way. Outputs are `{nodeId, sequence, inputSequence, data}`.
+//! Errors are JavaScript `Error`s with the native runtime's message and, when a node is to
+//! blame, a `nodeId` property.
 
+mod data;
+pub mod python;
+
+use data::{audio_input, from_output, set, to_data};
 use futures::future::BoxFuture;
-use js_sys::{Float32Array, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Object, Promise, Reflect};
 use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::manifest::Manifest;
+use remotemedia_runtime_core::nodes::registry::{NodeRegistry, ResolvedNode};
 use remotemedia_runtime_core::runtime::{set_clock, Spawner};
 use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
 use std::rc::Rc;
@@ -44,7 +48,9 @@ fn clock_nanos() -> u64 {
 thread_local! {
     static RUNNER: PipelineRunner = {
         set_clock(clock_nanos);
-        PipelineRunner::new()
+        let mut registry = NodeRegistry::with_builtins();
+        registry.register_backend(Arc::new(python::PythonBackend));
+        PipelineRunner::with_registry(registry)
             .expect("the built-in node catalog")
             .with_spawner(Arc::new(EventLoop))
     };
@@ -55,7 +61,7 @@ fn runner() -> PipelineRunner {
 }
 
 /// A JavaScript `Error` with the runtime's message and the failing node's id.
-fn js_error(error: &remotemedia_runtime_core::Error) -> JsValue {
+pub(crate) fn js_error(error: &remotemedia_runtime_core::Error) -> JsValue {
     let js = js_sys::Error::new(&error.to_string());
     if let Some(node) = error.node_id() {
         let _ = Reflect::set(&js, &"nodeId".into(), &node.into());
@@ -63,117 +69,16 @@ fn js_error(error: &remotemedia_runtime_core::Error) -> JsValue {
     js.into()
 }
 
-fn type_error(message: &str) -> JsValue {
-    js_sys::TypeError::new(message).into()
-}
-
-fn get(object: &JsValue, key: &str) -> JsValue {
-    Reflect::get(object, &key.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// A JavaScript value as a pipeline input.
-fn to_data(value: &JsValue) -> Result<RuntimeData, JsValue> {
-    if let Some(text) = value.as_string() {
-        return Ok(RuntimeData::Text(text));
-    }
-    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
-        return Ok(RuntimeData::Binary(bytes.to_vec().into()));
-    }
-    if value.is_object() {
-        let samples = get(value, "samples");
-        if let Some(samples) = samples.dyn_ref::<Float32Array>() {
-            let rate = get(value, "sampleRate").as_f64().ok_or_else(|| {
-                type_error("audio needs sampleRate (a number of frames per second)")
-            })?;
-            let channels = get(value, "channels").as_f64().unwrap_or(1.0);
-            if !(1.0..=1_000_000.0).contains(&rate) || rate.fract() != 0.0 {
-                return Err(type_error(&format!(
-                    "audio sampleRate must be a whole number of Hz from 1 to 1000000, not {rate}"
-                )));
-            }
-            if !(1.0..=64.0).contains(&channels) || channels.fract() != 0.0 {
-                return Err(type_error(&format!(
-                    "audio channels must be a whole number from 1 to 64, not {channels}"
-                )));
-            }
-            let timestamp_us = get(value, "timestampUs").as_f64().unwrap_or(0.0).max(0.0) as u64;
-            let stream_id = get(value, "streamId").as_string().map(Arc::from);
-            return Ok(RuntimeData::Audio {
-                samples: samples.to_vec().into(),
-                sample_rate: rate as u32,
-                channels: channels as u16,
-                stream_id,
-                timestamp_us,
-            });
+/// Parses a manifest (JSON or YAML text); `base_url` is where its relative paths point
+/// (Python nodes' `python_path`), kept as each node's base.
+fn parse_manifest(text: &str, base_url: Option<String>) -> Result<Manifest, JsValue> {
+    let mut manifest = Manifest::parse(text).map_err(|e| js_error(&e))?;
+    if let Some(base) = base_url.filter(|b| !b.is_empty()) {
+        for node in &mut manifest.nodes {
+            node.base_dir = Some(base.clone().into());
         }
     }
-    let text = js_sys::JSON::stringify(value)
-        .ok()
-        .and_then(|s| s.as_string())
-        .ok_or_else(|| type_error("the input is not text, audio, bytes or JSON"))?;
-    let json = serde_json::from_str(&text)
-        .map_err(|e| type_error(&format!("the input is not JSON: {e}")))?;
-    Ok(RuntimeData::Json(json))
-}
-
-fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
-    let _ = Reflect::set(object, &key.into(), &value.into());
-}
-
-/// A pipeline output's data as a JavaScript value.
-fn from_data(data: &RuntimeData) -> JsValue {
-    match data {
-        RuntimeData::Text(text) => text.into(),
-        RuntimeData::Json(value) => {
-            js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
-        }
-        RuntimeData::Binary(bytes) => Uint8Array::from(&bytes[..]).into(),
-        RuntimeData::Audio {
-            samples,
-            sample_rate,
-            channels,
-            stream_id,
-            timestamp_us,
-        } => {
-            let audio = Object::new();
-            set(&audio, "samples", Float32Array::from(&samples[..]));
-            set(&audio, "sampleRate", *sample_rate);
-            set(&audio, "channels", *channels);
-            set(&audio, "timestampUs", *timestamp_us as f64);
-            if let Some(stream) = stream_id {
-                set(&audio, "streamId", stream.to_string());
-            }
-            audio.into()
-        }
-        other => {
-            let summary = Object::new();
-            set(&summary, "type", other.type_name());
-            set(&summary, "bytes", other.size_bytes() as f64);
-            summary.into()
-        }
-    }
-}
-
-fn from_output(output: &TransportData) -> JsValue {
-    let out = Object::new();
-    let or_null = |v: Option<JsValue>| v.unwrap_or(JsValue::NULL);
-    set(&out, "nodeId", or_null(output.node_id().map(JsValue::from)));
-    set(
-        &out,
-        "sequence",
-        or_null(output.sequence.map(|s| JsValue::from(s as f64))),
-    );
-    set(
-        &out,
-        "inputSequence",
-        or_null(output.input_sequence.map(|s| JsValue::from(s as f64))),
-    );
-    set(&out, "data", from_data(&output.data));
-    out.into()
-}
-
-fn parse_manifest(text: &str) -> Result<Manifest, JsValue> {
-    Manifest::parse(text).map_err(|e| js_error(&e))
+    Ok(manifest)
 }
 
 /// Every node type this build runs, with its params as JSON Schema.
@@ -189,10 +94,11 @@ pub fn nodes() -> JsValue {
 }
 
 /// Checks a manifest (JSON or YAML text) exactly as the native runtime does; returns
-/// `{name, nodes, inputs, outputs}` or throws the same error.
+/// `{name, nodes, python}` (`python`: the ids of the nodes that run in Pyodide) or throws
+/// the same error.
 #[wasm_bindgen]
 pub fn validate(manifest: &str) -> Result<JsValue, JsValue> {
-    let manifest = parse_manifest(manifest)?;
+    let manifest = parse_manifest(manifest, None)?;
     let pipeline = runner().validate(&manifest).map_err(|e| js_error(&e))?;
     let summary = Object::new();
     let m = pipeline.manifest();
@@ -202,13 +108,20 @@ pub fn validate(manifest: &str) -> Result<JsValue, JsValue> {
         ids.push(&node.id.as_str().into());
     }
     set(&summary, "nodes", ids);
+    let python = js_sys::Array::new();
+    for (node, resolved) in m.nodes.iter().zip(pipeline.nodes()) {
+        if let ResolvedNode::Backend { .. } = resolved {
+            python.push(&node.id.as_str().into());
+        }
+    }
+    set(&summary, "python", python);
     Ok(summary.into())
 }
 
 /// Runs the pipeline once on `input` and resolves to its single output.
 #[wasm_bindgen(js_name = executeUnary)]
-pub fn execute_unary(manifest: &str, input: JsValue) -> Promise {
-    let parsed = parse_manifest(manifest);
+pub fn execute_unary(manifest: &str, input: JsValue, base_url: Option<String>) -> Promise {
+    let parsed = parse_manifest(manifest, base_url);
     future_to_promise(async move {
         let manifest = Arc::new(parsed?);
         let data = to_data(&input)?;
@@ -220,10 +133,81 @@ pub fn execute_unary(manifest: &str, input: JsValue) -> Promise {
     })
 }
 
+/// Runs a whole recording through a session inside the engine, in blocks of
+/// `block_frames` frames (default 20 ms) timed as a live source would deliver them: each
+/// block is sent and its outputs taken before the next, then the input ends and the nodes
+/// flush. Resolves to every output, in order. One call for the whole buffer: the samples
+/// cross into the module once, and no promise is made per block.
+#[wasm_bindgen(js_name = runAudio)]
+#[allow(clippy::too_many_arguments)]
+pub fn run_audio(
+    manifest: &str,
+    samples: Vec<f32>,
+    sample_rate: JsValue,
+    channels: JsValue,
+    timestamp_us: JsValue,
+    stream_id: JsValue,
+    block_frames: JsValue,
+    base_url: Option<String>,
+) -> Promise {
+    let parsed = parse_manifest(manifest, base_url);
+    let audio = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
+        .and_then(|data| data.checked().map_err(|e| js_error(&e)));
+    let block = data::whole_number(&block_frames, "blockFrames", u32::MAX as f64);
+    future_to_promise(async move {
+        let manifest = parsed?;
+        let RuntimeData::Audio {
+            samples,
+            sample_rate,
+            channels,
+            stream_id,
+            timestamp_us,
+        } = audio?
+        else {
+            return Err(js_sys::TypeError::new("runAudio takes audio").into());
+        };
+        let per_block = match block? {
+            Some(frames) if frames >= 1.0 => frames as usize,
+            Some(_) => return Err(js_sys::TypeError::new("blockFrames must be at least 1").into()),
+            None => (sample_rate as usize / 50).max(1),
+        } * usize::from(channels);
+        let session = runner()
+            .create_stream_session(manifest)
+            .await
+            .map_err(|e| js_error(&e))?;
+        let outputs = js_sys::Array::new();
+        let mut start = 0;
+        while start < samples.len() {
+            let end = (start + per_block).min(samples.len());
+            let frames_before = (start / usize::from(channels)) as u64;
+            let block = RuntimeData::Audio {
+                samples: samples.slice(start..end),
+                sample_rate,
+                channels,
+                stream_id: stream_id.clone(),
+                timestamp_us: timestamp_us + frames_before * 1_000_000 / u64::from(sample_rate),
+            };
+            session
+                .send_input(TransportData::new(block))
+                .await
+                .map_err(|e| js_error(&e))?;
+            while let Some(output) = session.recv_output().await.map_err(|e| js_error(&e))? {
+                outputs.push(&from_output(&output));
+            }
+            start = end;
+        }
+        session.close().await.map_err(|e| js_error(&e))?;
+        while let Some(output) = session.next_output().await.map_err(|e| js_error(&e))? {
+            outputs.push(&from_output(&output));
+        }
+        Ok(outputs.into())
+    })
+}
+
 /// Starts a streaming session; resolves to a [`Session`] once every node is initialized.
 #[wasm_bindgen(js_name = createSession)]
-pub fn create_session(manifest: &str) -> Promise {
-    let parsed = parse_manifest(manifest);
+pub fn create_session(manifest: &str, base_url: Option<String>) -> Promise {
+    let parsed = parse_manifest(manifest, base_url);
     future_to_promise(async move {
         let manifest = parsed?;
         let session = runner()
@@ -262,6 +246,51 @@ impl Session {
         })
     }
 
+    /// [`send`](Self::send) for audio, from its parts (what `index.js` calls for an audio
+    /// input: no property lookups, the samples moved into the module's memory once).
+    #[wasm_bindgen(js_name = sendAudio)]
+    pub fn send_audio(
+        &self,
+        samples: Vec<f32>,
+        sample_rate: JsValue,
+        channels: JsValue,
+        timestamp_us: JsValue,
+        stream_id: JsValue,
+    ) -> Promise {
+        let input = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
+            .and_then(|data| data.checked().map_err(|e| js_error(&e)));
+        let session = Rc::clone(&self.inner);
+        future_to_promise(async move {
+            session
+                .send_input(TransportData::new(input?))
+                .await
+                .map_err(|e| js_error(&e))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// [`process`](Self::process) for audio, from its parts.
+    #[wasm_bindgen(js_name = processAudio)]
+    pub fn process_audio(
+        &self,
+        samples: Vec<f32>,
+        sample_rate: JsValue,
+        channels: JsValue,
+        timestamp_us: JsValue,
+        stream_id: JsValue,
+    ) -> Promise {
+        let input = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
+            .and_then(|data| data.checked().map_err(|e| js_error(&e)));
+        self.process_input(input)
+    }
+
+    /// Sends one input and resolves to every output the pipeline has once it is quiescent
+    /// again (an array) — `send` then `recv` until `null`, in one call: what a live source
+    /// does per frame, at the cost of one promise instead of one per output.
+    pub fn process(&self, data: JsValue) -> Promise {
+        self.process_input(to_data(&data))
+    }
+
     /// The next output, or `null` once everything sent so far is processed and taken.
     pub fn recv(&self) -> Promise {
         let session = Rc::clone(&self.inner);
@@ -291,6 +320,21 @@ impl Session {
         future_to_promise(async move {
             session.close().await.map_err(|e| js_error(&e))?;
             Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+impl Session {
+    fn process_input(&self, input: Result<RuntimeData, JsValue>) -> Promise {
+        let session = Rc::clone(&self.inner);
+        future_to_promise(async move {
+            let input = TransportData::new(input?);
+            session.send_input(input).await.map_err(|e| js_error(&e))?;
+            let outputs = js_sys::Array::new();
+            while let Some(output) = session.recv_output().await.map_err(|e| js_error(&e))? {
+                outputs.push(&from_output(&output));
+            }
+            Ok(outputs.into())
         })
     }
 }

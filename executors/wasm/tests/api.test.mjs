@@ -21,7 +21,7 @@ test("nodes() lists the built-in native nodes with their params", () => {
 
 test("validate() accepts YAML and JSON and rejects like the native runtime", () => {
   const yaml = "metadata: {name: demo}\nnodes: [{id: c, node_type: AudioChunkerNode, params: {chunk_size: 160}}]";
-  assert.deepEqual(rm.validate(yaml), { name: "demo", nodes: ["c"] });
+  assert.deepEqual(rm.validate(yaml), { name: "demo", nodes: ["c"], python: [] });
   const json = JSON.stringify({ nodes: [{ id: "p", node_type: "PassThrough" }] });
   assert.deepEqual(rm.validate(json).nodes, ["p"]);
   // The native runtime's message, word for word (`remotemedia validate` prints the same).
@@ -65,6 +65,39 @@ test("a session re-frames audio bit-exactly and flushes at close", async () => {
   assert.deepEqual(joined, input);
 });
 
+test("process() sends an input and resolves to the outputs it led to", async () => {
+  const s = await rm.createSession("nodes: [{id: frames, node_type: AudioChunkerNode, params: {chunk_size: 160}}]");
+  const first = await s.process({ samples: new Float32Array(400), sampleRate: 8000 });
+  assert.deepEqual(first.map((o) => [o.nodeId, o.data.samples.length, o.data.timestampUs]), [["frames", 160, 0], ["frames", 160, 20000]]);
+  assert.deepEqual(await s.process({ samples: new Float32Array(10), sampleRate: 8000, timestampUs: 50000 }), []);
+  await s.close();
+  const rest = [];
+  for await (const o of s) rest.push(o.data.samples.length);
+  assert.deepEqual(rest, [90]);
+  const calc = await rm.createSession("nodes: [{id: calc, node_type: CalculatorNode}]");
+  await assert.rejects(calc.process({ operation: "divide", operands: [1, 0] }), (e) => e.nodeId === "calc");
+});
+
+test("runAudio() runs a whole recording block by block, as the session loop would", async () => {
+  const yaml = "nodes: [{id: level, node_type: AudioLevelNode}]";
+  const samples = Float32Array.from({ length: 16000 }, (_, i) => Math.sin(i / 9) * (i < 8000 ? 0.5 : 0.01));
+  const whole = await rm.runAudio(yaml, { samples, sampleRate: 16000, timestampUs: 1000000 });
+  assert.equal(whole.length, 50); // 20 ms blocks by default
+  const s = await rm.createSession(yaml);
+  const looped = [];
+  for (let f = 0; f < 16000; f += 320) {
+    looped.push(...(await s.process({ samples: samples.subarray(f, f + 320), sampleRate: 16000, timestampUs: 1000000 + f * 62.5 })));
+  }
+  await s.close();
+  assert.deepEqual(whole, looped);
+  assert.equal(whole[49].data.timestamp_ms, 1980);
+  const seconds = await rm.runAudio(yaml, { samples, sampleRate: 16000 }, { blockFrames: 16000 });
+  assert.equal(seconds.length, 1);
+  await assert.rejects(rm.runAudio(yaml, { samples, sampleRate: 16000 }, { blockFrames: 0 }), /blockFrames must be at least 1/);
+  await assert.rejects(rm.runAudio(yaml, "text"), TypeError);
+  await assert.rejects(rm.runAudio("nodes: [{id: x, node_type: Nope}]", { samples, sampleRate: 16000 }), (e) => e.nodeId === "x");
+});
+
 test("text, JSON and bytes go through; a node failure rejects with its id", async () => {
   const text = await rm.createSession("nodes: [{id: sentences, node_type: TextCollectorNode}]");
   await text.send("One. Tw");
@@ -88,4 +121,29 @@ test("text, JSON and bytes go through; a node failure rejects with its id", asyn
     (e) => e.nodeId === "r",
   );
   await assert.rejects(echo.send({ samples: new Float32Array(4) }), TypeError);
+});
+
+test("video frames go through the native video nodes", async () => {
+  // 4x2 rgb24: left half white, right half black → gray8 at half the width.
+  const pixels = new Uint8Array(4 * 2 * 3);
+  for (let y = 0; y < 2; y++) for (let x = 0; x < 2; x++) pixels.fill(255, (y * 4 + x) * 3, (y * 4 + x) * 3 + 3);
+  const s = await rm.createSession("nodes: [{id: gray, node_type: VideoFormatConverterNode, params: {pixel_format: gray8, width: 2}}]");
+  await s.send({ pixels, width: 4, height: 2, format: "rgb24", frameNumber: 7, timestampUs: 40000, streamId: "video:0" });
+  const out = await s.recv();
+  assert.equal(out.nodeId, "gray");
+  assert.equal(out.data.format, "gray8");
+  assert.equal(out.data.width, 2);
+  assert.equal(out.data.height, 1);
+  assert.equal(out.data.frameNumber, 7);
+  assert.equal(out.data.timestampUs, 40000);
+  assert.equal(out.data.streamId, "video:0");
+  assert.equal(out.data.pixels.length, 2);
+  assert.ok(out.data.pixels[0] > 200 && out.data.pixels[1] < 50, `${out.data.pixels}`);
+  await s.close();
+  // A frame whose bytes do not match its size gets the native runtime's error.
+  await assert.rejects(
+    s.send({ pixels: new Uint8Array(5), width: 4, height: 2 }),
+    (e) => e instanceof Error && e.message === "invalid data: a 4x2 rgb24 video frame has 24 bytes, got 5",
+  );
+  await assert.rejects(s.send({ pixels, width: 4, height: 2, format: "bgr" }), /unknown pixel format 'bgr'/);
 });

@@ -39,9 +39,11 @@
 
 mod graph;
 mod limits;
+mod python_block;
 
 pub use graph::PipelineGraph;
 pub use limits::ManifestLimits;
+pub use python_block::{python_block_error, PythonBlock, MAX_SHARE, PYTHON_BLOCK_KEYS};
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -114,6 +116,9 @@ pub struct NodeManifest {
     /// The directory relative paths in this node's blocks (e.g. `multiprocess.python_path`)
     /// are resolved against: the manifest file's directory when the manifest was read by
     /// [`Manifest::from_file`]; `None` (the current directory) for manifests given as text.
+    /// In the WASM engine it holds the URL the manifest is relative to (the page's, or the
+    /// one the caller gives), which the engine's Python executor resolves module URLs
+    /// against.
     #[serde(skip)]
     pub base_dir: Option<std::path::PathBuf>,
 }

@@ -42,6 +42,7 @@ mod filter;
 pub mod params;
 mod passthrough;
 pub mod registry;
+mod report;
 pub mod schema;
 mod text_collector;
 pub mod video;
@@ -50,6 +51,7 @@ pub use audio::AudioChunkerNode;
 pub use calculator::CalculatorNode;
 pub use filter::{TypeFilterNode, TypeFilterParams};
 pub use passthrough::PassThroughNode;
+pub use report::ErrorReport;
 pub use text_collector::{TextCollectorNode, TextCollectorParams};
 
 use crate::data::RuntimeData;

@@ -2,7 +2,7 @@
 //!
 //! | Python | RuntimeData |
 //! |---|---|
-//! | `Audio(samples: float32 ndarray, sample_rate, channels, ...)` | Audio |
+//! | `Audio(samples: float32 ndarray or float32 buffer, sample_rate, channels, ...)` | Audio |
 //! | `Video(pixels: uint8 ndarray or bytes, width, height, format, ...)` | Video |
 //! | `str` | Text |
 //! | `dict`, `list`, numbers, bools, None | Json |
@@ -227,16 +227,14 @@ impl Audio {
         stream_id: Option<String>,
         timestamp_us: u64,
     ) -> PyResult<Self> {
-        let array = samples.cast::<PyUntypedArray>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "Audio samples must be a float32 numpy array, not {}",
-                samples
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
+        let converted;
+        let array = match samples.cast::<PyUntypedArray>() {
+            Ok(array) => array,
+            Err(_) => {
+                converted = float32_buffer_as_array(samples)?;
+                &converted
+            }
+        };
         contiguous(array, "float32", "Audio samples")?;
         let shape = array.shape().to_vec();
         let channels = match (shape.as_slice(), channels) {
@@ -298,6 +296,43 @@ impl Audio {
             self.timestamp_us
         )
     }
+}
+
+/// A float32 buffer of the standard library (`array.array("f")`, a memoryview of format
+/// `f`) as a numpy array over it: what a node written for both the server and the browser
+/// (where there is no numpy) builds audio from. (The buffer is copied when the item is
+/// built, like every writable array.)
+fn float32_buffer_as_array<'py>(
+    samples: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let py = samples.py();
+    let refused = || {
+        PyTypeError::new_err(format!(
+            "Audio samples must be a float32 numpy array or a float32 buffer (array.array('f')), not {}",
+            samples
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    };
+    let view = py
+        .import("builtins")?
+        .getattr("memoryview")?
+        .call1((samples,))
+        .map_err(|_| refused())?;
+    if view.getattr("format")?.extract::<String>()? != "f" {
+        return Err(refused());
+    }
+    if view.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Err(PyValueError::new_err(
+            "Audio samples given as a buffer must be 1-D (interleaved)",
+        ));
+    }
+    Ok(py
+        .import("numpy")?
+        .call_method1("frombuffer", (view, "float32"))?
+        .cast_into::<PyUntypedArray>()?)
 }
 
 /// One video frame: pixel bytes plus geometry.

@@ -21,6 +21,18 @@ pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The larger of two magnitudes (neither NaN). Written as a comparison rather than
+/// `f32::max`, whose NaN rule WebAssembly has no instruction for: there `max` is a call
+/// per sample, this a vectorizable select.
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
 /// Sum of squares, peak magnitude and count of samples at or above `clip_level`, in one
 /// pass. Eight f32 lanes let the compiler vectorize; blocks are summed in f64 so long
 /// buffers keep their precision.
@@ -37,19 +49,19 @@ pub(crate) fn stats(samples: &[f32], clip_level: f32) -> (f64, f32, usize) {
             for i in 0..LANES {
                 let v = group[i];
                 acc[i] += v * v;
-                peak[i] = peak[i].max(v.abs());
+                peak[i] = larger(peak[i], v.abs());
                 clipped[i] += u32::from(v.abs() >= clip_level);
             }
         }
         let mut block_sum: f64 = acc.iter().map(|&a| f64::from(a)).sum();
         for &v in lanes.remainder() {
             block_sum += f64::from(v) * f64::from(v);
-            peak[0] = peak[0].max(v.abs());
+            peak[0] = larger(peak[0], v.abs());
             clipped[0] += u32::from(v.abs() >= clip_level);
         }
         sum_sq += block_sum;
     }
-    let peak = peak.iter().fold(0.0f32, |m, &p| m.max(p));
+    let peak = peak.iter().fold(0.0f32, |m, &p| larger(m, p));
     let clipped = clipped.iter().map(|&c| c as usize).sum();
     (sum_sq, peak, clipped)
 }

@@ -1,5 +1,6 @@
 """Types of the native extension module (what `import remotemedia` re-exports)."""
 
+import array
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -35,7 +36,7 @@ class Audio:
     timestamp_us: int
     def __init__(
         self,
-        samples: npt.NDArray[np.float32],
+        samples: Union[npt.NDArray[np.float32], "array.array[float]", memoryview],
         sample_rate: int,
         channels: Optional[int] = None,
         stream_id: Optional[str] = None,

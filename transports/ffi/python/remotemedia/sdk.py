@@ -33,13 +33,24 @@ video and tensor payloads in place (no copy) when the buffer is immutable (`byte
 
 import asyncio
 import inspect
+import sys
 
-import numpy as np
+if sys.platform == "emscripten":
+    # In the browser (Pyodide, the WASM engine's Python executor): standard library only.
+    from ._browser import Audio, Video, normalize_params
 
-from ._remotemedia import Audio, Video, decode_frame, encode_frame, normalize_params
+    _ARRAY_TYPES = ()
+else:
+    import numpy as np
 
-__all__ = ["Node", "node", "registered_nodes", "node_class", "NodeCalls", "collect_outputs",
-           "run_node", "encode_frame", "decode_frame", "share_of", "MAX_SHARE"]
+    from ._remotemedia import Audio, Video, decode_frame, encode_frame, normalize_params
+
+    _ARRAY_TYPES = (np.ndarray,)
+
+__all__ = ["Node", "node", "registered_nodes", "node_class", "NodeCalls", "AsyncNodeCalls",
+           "needs_awaiting", "collect_outputs", "run_node", "share_of", "MAX_SHARE"]
+if sys.platform != "emscripten":
+    __all__ += ["encode_frame", "decode_frame"]
 
 #: The most instances one worker process may host (`share=True`).
 MAX_SHARE = 64
@@ -136,7 +147,11 @@ def node_class(type_name):
 
 
 #: What a node may return as a single item (not iterated).
-_SINGLE_ITEMS = (str, bytes, bytearray, dict, Audio, Video, np.ndarray)
+_SINGLE_ITEMS = (str, bytes, bytearray, dict, Audio, Video, *_ARRAY_TYPES)
+
+
+def _is_iterable_result(result):
+    return isinstance(result, (list, tuple)) or inspect.isgenerator(result) or hasattr(result, "__next__")
 
 
 class NodeCalls:
@@ -180,7 +195,7 @@ class NodeCalls:
                 yield item
         elif isinstance(result, _SINGLE_ITEMS):
             yield result
-        elif isinstance(result, (list, tuple)) or inspect.isgenerator(result) or hasattr(result, "__next__"):
+        elif _is_iterable_result(result):
             yield from result
         else:
             yield result
@@ -205,6 +220,64 @@ class NodeCalls:
         if self._loop is not None:
             self._loop.close()
             self._loop = None
+
+
+def needs_awaiting(result):
+    """Whether what a node method returned must be awaited (a coroutine, another
+    awaitable, an async generator) before its items are known."""
+    return inspect.isawaitable(result) or inspect.isasyncgen(result)
+
+
+def _ready_list(result):
+    """The items of a result that needs no awaiting, as a list."""
+    if result is None:
+        return []
+    if isinstance(result, _SINGLE_ITEMS):
+        return [result]
+    if _is_iterable_result(result):
+        return list(result)
+    return [result]
+
+
+class AsyncNodeCalls:
+    """`NodeCalls` for a host that lives on an event loop it does not own — the browser's
+    (Pyodide), where nothing may block: every call is a coroutine, and a node's coroutines
+    and async generators are awaited on the running loop. `process(item)` and `flush()`
+    return the list of items emitted."""
+
+    def __init__(self, node_instance):
+        self.node = node_instance
+
+    async def call(self, method, *args):
+        result = method(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def outputs(self, result):
+        """The items `result` (what process/flush returned) stands for, as a list."""
+        if inspect.isawaitable(result):
+            result = await result
+        if inspect.isasyncgen(result):
+            return [item async for item in result]
+        return _ready_list(result)
+
+    def ready_outputs(self, result):
+        """`outputs` for a result that needs no awaiting (see `needs_awaiting`), at once."""
+        return _ready_list(result)
+
+    async def initialize(self):
+        await self.call(self.node.initialize)
+
+    async def process(self, item):
+        return await self.outputs(self.node.process(item))
+
+    async def flush(self):
+        flush = getattr(self.node, "flush", None)
+        return await self.outputs(flush()) if flush is not None else []
+
+    async def cleanup(self):
+        await self.call(self.node.cleanup)
 
 
 def collect_outputs(result):

@@ -5,9 +5,10 @@ runtime (numpy, the extension) first, so a started worker is warm, then reads on
 on stdin — its assignment:
 
     {"channel": {...}, "node_type": "MyNode", "modules": ["my_nodes"],
-     "python_path": ["./nodes"], "env": {...}}
+     "python_path": ["./nodes"], "source": null, "env": {...}}
 
-It applies `python_path` and `env`, imports `modules`, finds the node class (registered with
+It applies `python_path` and `env`, runs `source` (a module's code given inline in the
+manifest) and imports `modules`, finds the node class (registered with
 `@remotemedia.node`, or published by an installed package in the `remotemedia.nodes`
 entry-point group) and tells the runtime what the class declares (`share`: how many
 instances one process may host). Then it serves: the runtime opens instances — one per
@@ -26,46 +27,10 @@ import json
 import os
 import sys
 import threading
-import traceback
-from importlib import import_module, metadata
 
 from . import sdk
+from ._hosting import ENTRY_POINT_GROUP, describe, find_node_class  # noqa: F401 (re-exported)
 from ._remotemedia import WorkerChannel
-
-ENTRY_POINT_GROUP = "remotemedia.nodes"
-
-
-def _entry_points():
-    eps = metadata.entry_points()
-    if hasattr(eps, "select"):
-        return list(eps.select(group=ENTRY_POINT_GROUP))
-    return list(eps.get(ENTRY_POINT_GROUP, []))
-
-
-def find_node_class(node_type, modules=()):
-    """The class for `node_type`: imports `modules`, then looks in the `@remotemedia.node`
-    registry, then in the `remotemedia.nodes` entry points. LookupError naming what was
-    searched otherwise."""
-    for name in modules:
-        import_module(name)
-    cls = sdk.registered_nodes().get(node_type)
-    if cls is not None:
-        return cls
-    entry_points = _entry_points()
-    for ep in entry_points:
-        if ep.name == node_type:
-            cls = ep.load()
-            if not isinstance(cls, type):
-                raise TypeError(f"entry point {ep.name} = {ep.value} is not a class")
-            return cls
-    registered = ", ".join(sorted(sdk.registered_nodes())) or "none"
-    published = ", ".join(sorted({ep.name for ep in entry_points})) or "none"
-    searched = f"modules imported: {', '.join(modules)}; " if modules else ""
-    raise LookupError(
-        f"no Python node class {node_type!r} was found ({searched}registered with "
-        f"@remotemedia.node: {registered}; published in the {ENTRY_POINT_GROUP!r} entry points: "
-        f"{published}). Install the package that provides it, or list the module that defines "
-        f"it in the node's multiprocess.modules")
 
 
 def _exit_when_stdin_closes():
@@ -90,11 +55,8 @@ def _read_line(fd):
 
 
 def _describe(exc):
-    """`TypeName: message` and the traceback, without this module's leading frames."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(type(exc), exc, tb))
+    """`TypeName: message` and the traceback, from the node's own code on."""
+    return describe(exc, (__file__,))
 
 
 class Instances:
@@ -163,7 +125,7 @@ def main():
     channel = WorkerChannel(json.dumps(assignment["channel"]))
     node_type = assignment["node_type"]
     try:
-        cls = find_node_class(node_type, assignment.get("modules") or [])
+        cls = find_node_class(node_type, assignment.get("modules") or [], assignment.get("source"))
         share = sdk.share_of(cls)
     except BaseException as exc:  # everything, SystemExit from node code included
         message, trace = _describe(exc)

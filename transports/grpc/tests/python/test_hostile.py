@@ -74,7 +74,8 @@ def test_a_client_manifest_cannot_choose_programs_environment_or_paths(pb, start
     server = start_server()
     stub = stub_of(pb, server)
     for key, value in [("python_executable", "/bin/bash"), ("env", "{LD_PRELOAD: /tmp/x.so}"),
-                       ("python_path", "[/tmp]"), ("modules", "[os]")]:
+                       ("python_path", "[/tmp]"), ("modules", "[os]"),
+                       ("source", "'import os; os.system(\"id\")'")]:
         manifest = f"nodes: [{{id: shell, node_type: EchoNode, multiprocess: {{{key}: {value}}}}}]"
         err = rpc_error(lambda: execute(pb, stub, manifest, [text(pb, "hi")]))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED, err

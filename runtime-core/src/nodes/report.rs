@@ -1,4 +1,6 @@
-//! [`ErrorReport`]: what a worker sends when its node raised.
+//! [`ErrorReport`]: what a node running outside the runtime's own code (a Python worker
+//! process, Python in Pyodide) reports when it raised. Every executor backend of Python
+//! nodes words the failure the same way, so a traceback reads alike wherever the node ran.
 
 /// A node failure as the worker reports it: the exception (`TypeName: message`), its
 /// traceback (starting at the node's own code) and the phase it happened in.
