@@ -61,6 +61,13 @@ function baseOf(options) {
   return base === undefined || base === null ? undefined : String(base);
 }
 
+/** `options.untrusted`: the manifest comes from someone the page does not trust (a user,
+ * another site): it is held to the rules a server applies to its clients' manifests — no
+ * executor-block settings, so no Python code or module paths of its own. */
+function untrustedOf(options) {
+  return options?.untrusted === true;
+}
+
 /** Every node type this build runs, with its params as JSON Schema. */
 export function nodes() {
   loaded();
@@ -68,10 +75,11 @@ export function nodes() {
 }
 
 /** Checks a manifest (JSON or YAML text) exactly as the native runtime does; returns
- * `{name, nodes, python}` (`python`: ids of the nodes that run in Pyodide). */
-export function validate(manifest) {
+ * `{name, nodes, python}` (`python`: ids of the nodes that run in Pyodide).
+ * `options.untrusted` as for `createSession`. */
+export function validate(manifest, options) {
   loaded();
-  return core.validate(manifest);
+  return core.validate(manifest, untrustedOf(options));
 }
 
 /** Loads Python (Pyodide) now instead of when the first Python node starts, e.g. while a
@@ -88,7 +96,7 @@ export async function loadPython() {
 export async function executeUnary(manifest, input, options) {
   loaded();
   await ready;
-  return core.executeUnary(manifest, input, baseOf(options));
+  return core.executeUnary(manifest, input, baseOf(options), untrustedOf(options));
 }
 
 /**
@@ -102,7 +110,7 @@ export async function runAudio(manifest, audio, options) {
   await ready;
   if (!isAudio(audio)) throw new TypeError("runAudio takes audio: {samples: Float32Array, sampleRate, ...}");
   return core.runAudio(manifest, audio.samples, audio.sampleRate, audio.channels, audio.timestampUs,
-    audio.streamId, options?.blockFrames, baseOf(options));
+    audio.streamId, options?.blockFrames, baseOf(options), untrustedOf(options));
 }
 
 /** Whether `data` is audio (`{samples: Float32Array, ...}`): sent through the engine's
@@ -151,9 +159,10 @@ export class Session {
 }
 
 /** Starts a session; resolves once every node is initialized (Python nodes: once Pyodide
- * and their modules are loaded). `options.baseUrl` as for `executeUnary`. */
+ * and their modules are loaded). `options.baseUrl` as for `executeUnary`;
+ * `options.untrusted`: hold the manifest to a server's rules for client manifests. */
 export async function createSession(manifest, options) {
   loaded();
   await ready;
-  return new Session(await core.createSession(manifest, baseOf(options)));
+  return new Session(await core.createSession(manifest, baseOf(options), untrustedOf(options)));
 }

@@ -23,6 +23,8 @@ use js_sys::{Object, Promise, Reflect};
 use remotemedia_runtime_core::data::RuntimeData;
 use remotemedia_runtime_core::manifest::Manifest;
 use remotemedia_runtime_core::nodes::registry::{NodeRegistry, ResolvedNode};
+use remotemedia_runtime_core::pipeline::ValidatedPipeline;
+use remotemedia_runtime_core::policy::ExecutionPolicy;
 use remotemedia_runtime_core::runtime::{set_clock, Spawner};
 use remotemedia_runtime_core::transport::{PipelineRunner, PipelineSession, TransportData};
 use std::rc::Rc;
@@ -69,16 +71,29 @@ pub(crate) fn js_error(error: &remotemedia_runtime_core::Error) -> JsValue {
     js.into()
 }
 
-/// Parses a manifest (JSON or YAML text); `base_url` is where its relative paths point
-/// (Python nodes' `python_path`), kept as each node's base.
-fn parse_manifest(text: &str, base_url: Option<String>) -> Result<Manifest, JsValue> {
+/// Parses and validates a manifest (JSON or YAML text); `base_url` is where its relative
+/// paths point (Python nodes' `python_path`), kept as each node's base. An `untrusted`
+/// manifest (one the page got from someone it does not trust) is held to the rules the
+/// native servers apply to their clients' manifests ([`ExecutionPolicy::default`]): no
+/// executor-block settings, so no Python code of its own choosing.
+fn parse_manifest(
+    text: &str,
+    base_url: Option<String>,
+    untrusted: bool,
+) -> Result<ValidatedPipeline, JsValue> {
     let mut manifest = Manifest::parse(text).map_err(|e| js_error(&e))?;
     if let Some(base) = base_url.filter(|b| !b.is_empty()) {
         for node in &mut manifest.nodes {
             node.base_dir = Some(base.clone().into());
         }
     }
-    Ok(manifest)
+    let manifest = Arc::new(manifest);
+    let validated = if untrusted {
+        runner().validate_client(manifest, &ExecutionPolicy::default())
+    } else {
+        runner().registry().validate_arc(manifest)
+    };
+    validated.map_err(|e| js_error(&e))
 }
 
 /// Every node type this build runs, with its params as JSON Schema.
@@ -97,9 +112,8 @@ pub fn nodes() -> JsValue {
 /// `{name, nodes, python}` (`python`: the ids of the nodes that run in Pyodide) or throws
 /// the same error.
 #[wasm_bindgen]
-pub fn validate(manifest: &str) -> Result<JsValue, JsValue> {
-    let manifest = parse_manifest(manifest, None)?;
-    let pipeline = runner().validate(&manifest).map_err(|e| js_error(&e))?;
+pub fn validate(manifest: &str, untrusted: Option<bool>) -> Result<JsValue, JsValue> {
+    let pipeline = parse_manifest(manifest, None, untrusted.unwrap_or(false))?;
     let summary = Object::new();
     let m = pipeline.manifest();
     set(&summary, "name", m.metadata.name.clone());
@@ -120,10 +134,15 @@ pub fn validate(manifest: &str) -> Result<JsValue, JsValue> {
 
 /// Runs the pipeline once on `input` and resolves to its single output.
 #[wasm_bindgen(js_name = executeUnary)]
-pub fn execute_unary(manifest: &str, input: JsValue, base_url: Option<String>) -> Promise {
-    let parsed = parse_manifest(manifest, base_url);
+pub fn execute_unary(
+    manifest: &str,
+    input: JsValue,
+    base_url: Option<String>,
+    untrusted: Option<bool>,
+) -> Promise {
+    let parsed = parse_manifest(manifest, base_url, untrusted.unwrap_or(false));
     future_to_promise(async move {
-        let manifest = Arc::new(parsed?);
+        let manifest = parsed?;
         let data = to_data(&input)?;
         let output = runner()
             .execute_unary(manifest, TransportData::new(data))
@@ -149,8 +168,9 @@ pub fn run_audio(
     stream_id: JsValue,
     block_frames: JsValue,
     base_url: Option<String>,
+    untrusted: Option<bool>,
 ) -> Promise {
-    let parsed = parse_manifest(manifest, base_url);
+    let parsed = parse_manifest(manifest, base_url, untrusted.unwrap_or(false));
     let audio = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
         .and_then(|data| data.checked().map_err(|e| js_error(&e)));
     let block = data::whole_number(&block_frames, "blockFrames", u32::MAX as f64);
@@ -206,8 +226,12 @@ pub fn run_audio(
 
 /// Starts a streaming session; resolves to a [`Session`] once every node is initialized.
 #[wasm_bindgen(js_name = createSession)]
-pub fn create_session(manifest: &str, base_url: Option<String>) -> Promise {
-    let parsed = parse_manifest(manifest, base_url);
+pub fn create_session(
+    manifest: &str,
+    base_url: Option<String>,
+    untrusted: Option<bool>,
+) -> Promise {
+    let parsed = parse_manifest(manifest, base_url, untrusted.unwrap_or(false));
     future_to_promise(async move {
         let manifest = parsed?;
         let session = runner()

@@ -4,7 +4,8 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 
 const pkg = process.env.REMOTEMEDIA_WASM_PKG;
 if (!pkg) throw new Error("set REMOTEMEDIA_WASM_PKG to the package built by `cargo xtask wasm`");
@@ -242,4 +243,33 @@ class Slow(remotemedia.Node):
   const s = await rm.createSession(manifest);
   await s.send("x");
   await assert.rejects(s.recv(), (e) => e.nodeId === "slow" && /process\(\) took \d+ ms, over multiprocess.process_timeout_ms \(50 ms\)/.test(e.message));
+});
+
+test("an untrusted manifest may not bring Python code or module paths", async () => {
+  const manifest = inline("x", "Shout", SHOUT);
+  const refused = (e) => e.nodeId === "x" &&
+    e.message === "node 'x' (Shout): multiprocess.source is not allowed in manifests from clients (the server's operator can allow it)";
+  assert.throws(() => rm.validate(manifest, { untrusted: true }), refused);
+  await assert.rejects(rm.createSession(manifest, { untrusted: true }), refused);
+  await assert.rejects(rm.executeUnary(manifest, "hi", { untrusted: true }), refused);
+  await assert.rejects(
+    rm.createSession("nodes: [{id: m, node_type: X, multiprocess: {python_path: [./py], modules: [m]}}]", { untrusted: true }),
+    /multiprocess.modules is not allowed in manifests from clients/,
+  );
+  // The page's own manifests are trusted.
+  assert.deepEqual(rm.validate(manifest).python, ["x"]);
+});
+
+test("a module file over 4 MiB is refused naming it", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "rm-wasm-big-"));
+  try {
+    writeFileSync(path.join(dir, "huge.py"), "#" + "x".repeat(5 * 1024 * 1024) + "\n");
+    await assert.rejects(
+      rm.createSession("nodes: [{id: h, node_type: Huge, multiprocess: {python_path: ['.'], modules: [huge]}}]",
+        { baseUrl: pathToFileURL(dir + "/").href }),
+      (e) => e.nodeId === "h" && /cannot load module huge: .*huge\.py has 5242882 bytes, over 4194304/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

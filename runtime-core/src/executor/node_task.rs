@@ -76,11 +76,20 @@ impl NodeTask {
                     if let Some(forwarder) = outputs.forwarder_mut() {
                         forwarder.origin = item.origin;
                     }
-                    let mut cancel = self.cancel.clone();
-                    let result = tokio::select! {
-                        biased;
-                        _ = cancelled(&mut cancel) => break,
-                        r = self.process(item.data, &mut outputs) => r,
+                    let result = if self.executor.as_sync_node().is_some() {
+                        // A synchronous node's call ends in the poll that starts it: there
+                        // is nothing to cancel midway, only before.
+                        if *self.cancel.borrow() {
+                            break;
+                        }
+                        self.process(item.data, &mut outputs).await
+                    } else {
+                        let mut cancel = self.cancel.clone();
+                        tokio::select! {
+                            biased;
+                            _ = cancelled(&mut cancel) => break,
+                            r = self.process(item.data, &mut outputs) => r,
+                        }
                     };
                     let result = match result {
                         Ok(()) => self.forward(&mut outputs).await,
