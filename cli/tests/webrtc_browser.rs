@@ -3,9 +3,9 @@
 //! bundled speech, and the test checks what the page saw: VAD events, the transcript, the
 //! spoken reply's audio, the round trip time.
 //!
-//! Chromium gathers no ICE candidates on loopback alone, so server and browser run in a
-//! private network namespace of the test's own, joined by a veth pair (10.213.N.1 and
-//! .2); nothing else is ever a target. Needs root (for the namespace), Chromium and
+//! Chromium gathers no ICE candidates on loopback alone, so server and browser run in two
+//! private network namespaces of the test's own, joined by a veth pair (the server at
+//! 10.213.N.1, the browser at .2); nothing else is ever a target. Needs root (for the namespace), Chromium and
 //! playwright-core: `cargo xtask ci` installs them and runs these tests with `--ignored`.
 
 #![cfg(feature = "webrtc")]
@@ -23,9 +23,13 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A network namespace with a veth pair inside it; removed on drop.
+/// Two network namespaces joined by a veth pair — the server's (10.213.N.1) and the
+/// browser's (10.213.N.2) — so each side has one address and the path between them is
+/// the only one (with both ends in one namespace, Chromium may send from the server's own
+/// address, which the server's ICE agent does not take); removed on drop.
 struct Namespace {
     name: String,
+    browser: String,
     server_ip: String,
 }
 
@@ -42,29 +46,40 @@ impl Namespace {
         remove_stale_namespaces();
         let pid = std::process::id();
         let name = format!("rm-webrtc-{pid}-{index}");
+        let browser = format!("{name}b");
         let (a, b) = (format!("rmw{pid}a{index}"), format!("rmw{pid}b{index}"));
         let subnet = format!("10.213.{}", (pid % 200) as u8 + index);
         ip(&["netns", "add", &name]);
+        ip(&["netns", "add", &browser]);
         let ns = Namespace {
             name,
+            browser,
             server_ip: format!("{subnet}.1"),
         };
-        ip(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]);
         ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
-        for (dev, host) in [(&a, 1), (&b, 2)] {
-            ip(&["link", "set", dev, "netns", &ns.name]);
+        for (dev, space, host) in [(&a, &ns.name, 1), (&b, &ns.browser, 2)] {
+            ip(&["netns", "exec", space, "ip", "link", "set", "lo", "up"]);
+            ip(&["link", "set", dev, "netns", space]);
             let addr = format!("{subnet}.{host}/24");
             ip(&[
-                "netns", "exec", &ns.name, "ip", "addr", "add", &addr, "dev", dev,
+                "netns", "exec", space, "ip", "addr", "add", &addr, "dev", dev,
             ]);
-            ip(&["netns", "exec", &ns.name, "ip", "link", "set", dev, "up"]);
+            ip(&["netns", "exec", space, "ip", "link", "set", dev, "up"]);
         }
         ns
     }
 
+    /// `program` in the server's namespace.
     fn command(&self, program: &Path) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// `program` in the browser's namespace.
+    fn browser_command(&self, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.browser]).arg(program);
         command
     }
 }
@@ -90,9 +105,9 @@ fn remove_stale_namespaces() {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        for space in [&self.name, &self.browser] {
+            let _ = Command::new("ip").args(["netns", "del", space]).status();
+        }
     }
 }
 
@@ -187,7 +202,7 @@ fn drive_with(
 ) -> serde_json::Value {
     let script = repo().join("transports/webrtc/tests/browser/run-demo.cjs");
     let output = ns
-        .command(Path::new("node"))
+        .browser_command(Path::new("node"))
         .arg(script)
         .arg(url)
         .arg(wav)
