@@ -105,12 +105,29 @@ export async function executeUnary(manifest, input, options) {
  * frames (default 20 ms) as a live source would deliver them, then ends the input;
  * resolves to every output in order. `options.baseUrl` as for `executeUnary`.
  */
-export async function runAudio(manifest, audio, options) {
+export function runAudio(manifest, audio, options) {
+  return recording("runAudio", manifest, audio, options, false);
+}
+
+/**
+ * How fast a pipeline runs on this machine: `runAudio`'s loop over the recording (same
+ * arguments), with the outputs counted inside the engine instead of handed to JavaScript.
+ * Resolves to `{blocks, outputs, startMs, ms, realTime}`: `startMs` the session's start
+ * (its nodes initialized), `ms` the loop from the first block to the last output,
+ * `realTime` how many times faster than real time that is. A page can use it to check
+ * that a device keeps up before it goes live.
+ */
+export function measureAudio(manifest, audio, options) {
+  return recording("measureAudio", manifest, audio, options, true);
+}
+
+/** `runAudio` (`measure` false) and `measureAudio` (true): one engine call. */
+async function recording(name, manifest, audio, options, measure) {
   loaded();
   await ready;
-  if (!isAudio(audio)) throw new TypeError("runAudio takes audio: {samples: Float32Array, sampleRate, ...}");
+  if (!isAudio(audio)) throw new TypeError(`${name} takes audio: {samples: Float32Array, sampleRate, ...}`);
   return core.runAudio(manifest, audio.samples, audio.sampleRate, audio.channels, audio.timestampUs,
-    audio.streamId, options?.blockFrames, baseOf(options), untrustedOf(options));
+    audio.streamId, options?.blockFrames, baseOf(options), untrustedOf(options), measure);
 }
 
 /** Whether `data` is audio (`{samples: Float32Array, ...}`): sent through the engine's

@@ -36,7 +36,7 @@ export function make_audio(samples, sampleRate, channels, timestampUs, streamId)
 "#)]
 extern "C" {
     fn make_output(
-        node_id: Option<&str>,
+        node_id: &JsValue,
         sequence: Option<f64>,
         input_sequence: Option<f64>,
         data: JsValue,
@@ -244,10 +244,39 @@ fn video_object(data: &RuntimeData) -> Option<Object> {
     Some(video)
 }
 
+thread_local! {
+    /// Node ids as JavaScript strings, made once each: every output carries one, and
+    /// decoding it from the module's memory per output cost more than the lookup.
+    static NODE_IDS: std::cell::RefCell<std::collections::HashMap<Box<str>, JsValue>> =
+        std::cell::RefCell::default();
+}
+
+/// Ids kept at most; past it the cache starts over (ids come from manifests, so a page
+/// running many different ones does not grow it without end).
+const NODE_IDS_KEPT: usize = 1024;
+
+fn node_id_value(id: Option<&str>) -> JsValue {
+    let Some(id) = id else {
+        return JsValue::NULL;
+    };
+    NODE_IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        if let Some(value) = ids.get(id) {
+            return value.clone();
+        }
+        if ids.len() >= NODE_IDS_KEPT {
+            ids.clear();
+        }
+        let value = JsValue::from_str(id);
+        ids.insert(id.into(), value.clone());
+        value
+    })
+}
+
 /// An output in the public form: `{nodeId, sequence, inputSequence, data}`.
 pub(crate) fn from_output(output: &remotemedia_runtime_core::transport::TransportData) -> JsValue {
     make_output(
-        output.node_id(),
+        &node_id_value(output.node_id()),
         output.sequence.map(|s| s as f64),
         output.input_sequence.map(|s| s as f64),
         from_data(&output.data),

@@ -6,7 +6,9 @@
 //! The JavaScript side (`js/index.js`, packaged by `cargo xtask wasm`) wraps these exports:
 //! `init()`, `executeUnary(manifest, input)`, `createSession(manifest)` → a session with
 //! `send(data)`, `recv()` (`null` when quiescent, like the Rust `recv_output`), an async
-//! iterator of outputs, `close()`; `nodes()`; `validate(manifest)`. Manifests may take a
+//! iterator of outputs, `close()`; `runAudio(manifest, audio)` (a recording through a
+//! session inside the engine; with `measure`, timed with the outputs counted instead);
+//! `nodes()`; `validate(manifest)`. Manifests may take a
 //! base URL, against which Python nodes' `python_path` entries resolve.
 //!
 //! Data: see [`data`] — text, bytes, audio (`Float32Array` samples), video (`Uint8Array`
@@ -152,11 +154,116 @@ pub fn execute_unary(
     })
 }
 
+/// A recording handed to [`run_audio`], checked, with its block size.
+struct Recording {
+    samples: remotemedia_runtime_core::data::AudioSamples,
+    sample_rate: u32,
+    channels: u16,
+    stream_id: Option<Arc<str>>,
+    timestamp_us: u64,
+    /// Samples (not frames) per block.
+    per_block: usize,
+}
+
+impl Recording {
+    fn new(
+        samples: Vec<f32>,
+        sample_rate: &JsValue,
+        channels: &JsValue,
+        timestamp_us: &JsValue,
+        stream_id: &JsValue,
+        block_frames: &JsValue,
+        what: &str,
+    ) -> Result<Self, JsValue> {
+        let audio = audio_input(samples, sample_rate, channels, timestamp_us, stream_id)
+            .and_then(|data| data.checked().map_err(|e| js_error(&e)))?;
+        let block = data::whole_number(block_frames, "blockFrames", u32::MAX as f64)?;
+        let RuntimeData::Audio {
+            samples,
+            sample_rate,
+            channels,
+            stream_id,
+            timestamp_us,
+        } = audio
+        else {
+            return Err(js_sys::TypeError::new(&format!("{what} takes audio")).into());
+        };
+        let per_block = match block {
+            Some(frames) if frames >= 1.0 => frames as usize,
+            Some(_) => return Err(js_sys::TypeError::new("blockFrames must be at least 1").into()),
+            None => (sample_rate as usize / 50).max(1),
+        } * usize::from(channels);
+        Ok(Self {
+            samples,
+            sample_rate,
+            channels,
+            stream_id,
+            timestamp_us,
+            per_block,
+        })
+    }
+
+    /// The number of blocks [`feed`](Self::feed) sends.
+    fn blocks(&self) -> usize {
+        self.samples.as_slice().len().div_ceil(self.per_block)
+    }
+
+    /// Sends the recording block by block, each block's outputs taken (handed to `sink`)
+    /// before the next, then ends the input and hands over what the flush produces.
+    async fn feed(
+        &self,
+        session: &PipelineSession,
+        mut sink: impl FnMut(&TransportData),
+    ) -> Result<(), JsValue> {
+        let len = self.samples.as_slice().len();
+        let channels = usize::from(self.channels);
+        let mut start = 0;
+        while start < len {
+            let end = (start + self.per_block).min(len);
+            let frames_before = (start / channels) as u64;
+            let block = RuntimeData::Audio {
+                samples: self.samples.slice(start..end),
+                sample_rate: self.sample_rate,
+                channels: self.channels,
+                stream_id: self.stream_id.clone(),
+                timestamp_us: self.timestamp_us
+                    + frames_before * 1_000_000 / u64::from(self.sample_rate),
+            };
+            session
+                .send_input(TransportData::new(block))
+                .await
+                .map_err(|e| js_error(&e))?;
+            while let Some(output) = session.recv_output().await.map_err(|e| js_error(&e))? {
+                sink(&output);
+            }
+            start = end;
+        }
+        session.close().await.map_err(|e| js_error(&e))?;
+        while let Some(output) = session.next_output().await.map_err(|e| js_error(&e))? {
+            sink(&output);
+        }
+        Ok(())
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: milliseconds, sub-millisecond resolution (pages and Node.js).
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
 /// Runs a whole recording through a session inside the engine, in blocks of
 /// `block_frames` frames (default 20 ms) timed as a live source would deliver them: each
 /// block is sent and its outputs taken before the next, then the input ends and the nodes
 /// flush. Resolves to every output, in order. One call for the whole buffer: the samples
 /// cross into the module once, and no promise is made per block.
+///
+/// With `measure` (JavaScript's `measureAudio`), how fast that runs here instead: the
+/// outputs are counted inside the engine rather than handed to JavaScript, and the call
+/// resolves to `{blocks, outputs, startMs, ms, realTime}` — `startMs` the session's start
+/// (nodes initialized), `ms` the loop from the first block to the last output,
+/// `realTime` how many times faster than real time that is.
 #[wasm_bindgen(js_name = runAudio)]
 #[allow(clippy::too_many_arguments)]
 pub fn run_audio(
@@ -169,58 +276,57 @@ pub fn run_audio(
     block_frames: JsValue,
     base_url: Option<String>,
     untrusted: Option<bool>,
+    measure: Option<bool>,
 ) -> Promise {
+    let measure = measure.unwrap_or(false);
     let parsed = parse_manifest(manifest, base_url, untrusted.unwrap_or(false));
-    let audio = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
-        .and_then(|data| data.checked().map_err(|e| js_error(&e)));
-    let block = data::whole_number(&block_frames, "blockFrames", u32::MAX as f64);
+    let recording = Recording::new(
+        samples,
+        &sample_rate,
+        &channels,
+        &timestamp_us,
+        &stream_id,
+        &block_frames,
+        if measure { "measureAudio" } else { "runAudio" },
+    );
     future_to_promise(async move {
         let manifest = parsed?;
-        let RuntimeData::Audio {
-            samples,
-            sample_rate,
-            channels,
-            stream_id,
-            timestamp_us,
-        } = audio?
-        else {
-            return Err(js_sys::TypeError::new("runAudio takes audio").into());
-        };
-        let per_block = match block? {
-            Some(frames) if frames >= 1.0 => frames as usize,
-            Some(_) => return Err(js_sys::TypeError::new("blockFrames must be at least 1").into()),
-            None => (sample_rate as usize / 50).max(1),
-        } * usize::from(channels);
+        let recording = recording?;
+        let created = performance_now();
         let session = runner()
             .create_stream_session(manifest)
             .await
             .map_err(|e| js_error(&e))?;
-        let outputs = js_sys::Array::new();
-        let mut start = 0;
-        while start < samples.len() {
-            let end = (start + per_block).min(samples.len());
-            let frames_before = (start / usize::from(channels)) as u64;
-            let block = RuntimeData::Audio {
-                samples: samples.slice(start..end),
-                sample_rate,
-                channels,
-                stream_id: stream_id.clone(),
-                timestamp_us: timestamp_us + frames_before * 1_000_000 / u64::from(sample_rate),
-            };
-            session
-                .send_input(TransportData::new(block))
-                .await
-                .map_err(|e| js_error(&e))?;
-            while let Some(output) = session.recv_output().await.map_err(|e| js_error(&e))? {
-                outputs.push(&from_output(&output));
-            }
-            start = end;
+        if !measure {
+            let outputs = js_sys::Array::new();
+            recording
+                .feed(&session, |output| {
+                    outputs.push(&from_output(output));
+                })
+                .await?;
+            return Ok(outputs.into());
         }
-        session.close().await.map_err(|e| js_error(&e))?;
-        while let Some(output) = session.next_output().await.map_err(|e| js_error(&e))? {
-            outputs.push(&from_output(&output));
-        }
-        Ok(outputs.into())
+        let started = performance_now();
+        let mut outputs = 0u64;
+        recording.feed(&session, |_| outputs += 1).await?;
+        let ms = performance_now() - started;
+        let frames = recording.samples.as_slice().len() / usize::from(recording.channels);
+        let seconds = frames as f64 / f64::from(recording.sample_rate);
+        let report = Object::new();
+        set(&report, "blocks", recording.blocks() as f64);
+        set(&report, "outputs", outputs as f64);
+        set(&report, "startMs", started - created);
+        set(&report, "ms", ms);
+        set(
+            &report,
+            "realTime",
+            if ms > 0.0 {
+                seconds * 1000.0 / ms
+            } else {
+                f64::INFINITY
+            },
+        );
+        Ok(report.into())
     })
 }
 

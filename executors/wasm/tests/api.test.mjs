@@ -98,6 +98,27 @@ test("runAudio() runs a whole recording block by block, as the session loop woul
   await assert.rejects(rm.runAudio("nodes: [{id: x, node_type: Nope}]", { samples, sampleRate: 16000 }), (e) => e.nodeId === "x");
 });
 
+test("measureAudio() runs the same loop and reports its speed instead of the outputs", async () => {
+  const yaml = "nodes: [{id: v, node_type: VADNode}, {id: r, node_type: FastResampleNode, params: {target_rate: 48000}}]";
+  const samples = Float32Array.from({ length: 32000 }, (_, i) => Math.sin(i / 7) * (i % 16000 < 8000 ? 0.5 : 0));
+  const outputs = await rm.runAudio(yaml, { samples, sampleRate: 16000 });
+  const report = await rm.measureAudio(yaml, { samples, sampleRate: 16000 });
+  assert.equal(report.blocks, 100);
+  assert.equal(report.outputs, outputs.length);
+  assert.ok(report.outputs > 100, `${report.outputs} outputs`);
+  assert.ok(report.ms > 0 && report.startMs >= 0, JSON.stringify(report));
+  // 2 s of audio in `ms` milliseconds.
+  assert.ok(Math.abs(report.realTime - 2000 / report.ms) < 1e-6 * report.realTime, JSON.stringify(report));
+  const odd = await rm.measureAudio(yaml, { samples, sampleRate: 16000, channels: 2 }, { blockFrames: 3000 });
+  assert.equal(odd.blocks, 6); // 16000 frames in blocks of 3000: the last one partial
+  await assert.rejects(rm.measureAudio(yaml, { samples, sampleRate: 16000 }, { blockFrames: 0 }), /blockFrames must be at least 1/);
+  await assert.rejects(rm.measureAudio(yaml, new Float32Array(4)), TypeError);
+  await assert.rejects(rm.measureAudio("nodes: [{id: x, node_type: Nope}]", { samples, sampleRate: 16000 }), (e) => e.nodeId === "x");
+  const bad = Float32Array.from(samples);
+  bad[5] = NaN;
+  await assert.rejects(rm.measureAudio(yaml, { samples: bad, sampleRate: 16000 }), /audio sample 5 is NaN/);
+});
+
 test("text, JSON and bytes go through; a node failure rejects with its id", async () => {
   const text = await rm.createSession("nodes: [{id: sentences, node_type: TextCollectorNode}]");
   await text.send("One. Tw");

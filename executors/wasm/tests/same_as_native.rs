@@ -21,6 +21,7 @@ const CHUNK: usize = 320;
 const CASES: &[(&str, u16, &str)] = &[
     ("passthrough", 1, "nodes: [{id: p, node_type: PassThrough}]"),
     ("resample-up", 1, "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 48000, quality: High}}]"),
+    ("resample-live", 1, "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 48000}}]"),
     ("resample-down", 2, "nodes: [{id: r, node_type: FastResampleNode, params: {target_rate: 8000, quality: Low}}]"),
     ("chunker", 2, "nodes: [{id: c, node_type: AudioChunkerNode, params: {chunk_size: 1000}}]"),
     ("format", 2, "nodes: [{id: f, node_type: AudioFormatConverterNode, params: {channels: 1}}]"),
@@ -28,6 +29,7 @@ const CASES: &[(&str, u16, &str)] = &[
     ("level", 1, "nodes: [{id: l, node_type: AudioLevelNode}]"),
     ("silence", 1, "nodes: [{id: s, node_type: SilenceDetectorNode, params: {sustained_silence_ms: 200}}]"),
     ("clipping", 1, "nodes: [{id: g, node_type: AudioGainNode, params: {gain_db: 20, clip: true}}, {id: c, node_type: ClippingDetectorNode}]"),
+    ("clipping-stereo", 2, "nodes: [{id: g, node_type: AudioGainNode, params: {gain_db: 14, clip: true}}, {id: c, node_type: ClippingDetectorNode}, {id: l, node_type: AudioLevelNode}]"),
     ("balance", 2, "nodes: [{id: b, node_type: ChannelBalanceNode}]"),
     ("vad", 1, "nodes: [{id: v, node_type: VADNode}]"),
     ("utterances", 1, "nodes: [{id: v, node_type: VADNode, params: {min_silence_duration_ms: 300}}, {id: u, node_type: AudioBufferAccumulatorNode}]"),

@@ -199,7 +199,7 @@ impl AudioFormatConverterNode {
 /// Converts interleaved samples from `from` to `to` channels (see the node docs).
 pub(crate) fn convert_channels(samples: &AudioSamples, from: usize, to: usize) -> Vec<f32> {
     if to == 1 {
-        return super::dsp::downmix_to_mono(samples, from);
+        return super::dsp::downmix_to_mono(samples, from).into_owned();
     }
     let frames = samples.len() / from;
     let mut out = vec![0.0f32; frames * to];

@@ -38,7 +38,8 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 pub enum ResampleQuality {
     /// Cubic polynomial interpolation, no anti-aliasing filter: the cheapest conversion.
     Low,
-    /// FFT resampler with ~256-frame blocks: full anti-aliasing at low latency.
+    /// FFT resampler with blocks of up to 20 ms (at most 512 frames per transform): full
+    /// anti-aliasing at low latency.
     Medium,
     /// FFT resampler with long blocks: the sharpest filter.
     High,
@@ -64,13 +65,36 @@ impl ResampleQuality {
         }
     }
 
-    /// Input frames per resampler call at `rate`.
+    /// Input frames per resampler call at `rate` (the interpolating resamplers).
     fn chunk_frames(self, rate: u32) -> usize {
         let ms = match self {
             Self::Low | Self::Medium => 20,
             Self::High => 40,
         };
         (rate as usize * ms / 1000).max(64)
+    }
+
+    /// The FFT resampler's geometry from `from` to `to` Hz (`g` their gcd): input frames
+    /// per call and the sub-blocks each call is transformed in. A sub-block holds `k`
+    /// units of `from / g` frames and its transforms have `2k·from/g` and `2k·to/g`
+    /// points; `k` is the largest power of two whose sub-block fits the quality's target
+    /// (Medium: 20 ms, at most 512 frames; High: 40 ms), so the transforms are powers of
+    /// two times the rates' small odd factors — the FFT's fastest plans, natively and in
+    /// WebAssembly. (Blocks of exactly 20 ms gave lengths like 960 = 15·64 at 16 → 48 kHz,
+    /// or a prime factor of 107 at 48 → 16 kHz.) A call is a whole number of sub-blocks,
+    /// at most the interpolating resamplers' block (20 ms, 40 ms for High), unless the
+    /// rates' unit alone is longer.
+    fn fft_geometry(self, from: u32, g: u64) -> (usize, usize) {
+        let call = self.chunk_frames(from);
+        let target = match self {
+            Self::High => call,
+            Self::Low | Self::Medium => call.min(512),
+        };
+        let unit = (u64::from(from) / g).max(1) as usize;
+        let units = (target / unit).max(1);
+        let sub = (1usize << units.ilog2()) * unit;
+        let sub_chunks = (call / sub).max(1);
+        (sub * sub_chunks, sub_chunks)
     }
 
     fn build(self, from: u32, to: u32, channels: usize) -> Result<Box<dyn Resampler<f32>>> {
@@ -108,24 +132,19 @@ impl ResampleQuality {
                 FixedAsync::Input,
             )
             .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
-            Self::Medium => Fft::<f32>::new(
-                from as usize,
-                to as usize,
-                chunk,
-                channels,
-                FixedSync::Input,
-            )
-            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
-            Self::High => Fft::<f32>::new_custom(
-                from as usize,
-                to as usize,
-                chunk,
-                1,
-                channels,
-                WindowFunction::BlackmanHarris2,
-                FixedSync::Input,
-            )
-            .map(|r| Box::new(r) as Box<dyn Resampler<f32>>),
+            Self::Medium | Self::High => {
+                let (chunk, sub_chunks) = self.fft_geometry(from, g);
+                Fft::<f32>::new_custom(
+                    from as usize,
+                    to as usize,
+                    chunk,
+                    sub_chunks,
+                    channels,
+                    WindowFunction::BlackmanHarris2,
+                    FixedSync::Input,
+                )
+                .map(|r| Box::new(r) as Box<dyn Resampler<f32>>)
+            }
         };
         built.map_err(|e| Error::node(format!("cannot resample {from} Hz -> {to} Hz: {e}")))
     }
@@ -225,9 +244,10 @@ impl NodeParams for FastResampleParams {
 /// - `source_rate: "auto"` (default) takes the rate from each input; a number declares it,
 ///   and input at another rate is a node error. `channels`, when set, declares the channel
 ///   count the same way.
-/// - Output is emitted as soon as the resampler has it (latency: one 20 ms input block, or
-///   40 ms for `High`, plus the filter delay, which is trimmed). `timestamp_us` is the media
-///   time of each output's first frame.
+/// - Output is emitted as soon as the resampler has it (latency: one block of at most
+///   20 ms, or 40 ms for `High` — for the FFT qualities a power-of-two number of the
+///   rates' reduced units, e.g. 16 ms at 16 → 48 kHz — plus the filter delay, which is
+///   trimmed). `timestamp_us` is the media time of each output's first frame.
 /// - At end of stream the tail is flushed: the total output length is
 ///   `round(input_frames * target / source)` frames exactly.
 /// - Input already at the target rate passes through without a copy. Each `stream_id` is
@@ -486,4 +506,43 @@ pub(crate) fn factory() -> BuiltinFactory {
         &["AudioResampleNode"],
         "converts the sample rate (rubato), flushing the tail at end of stream",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fft_blocks_are_power_of_two_units_within_the_latency() {
+        let rates = [
+            8_000u32, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 96_000,
+        ];
+        for &from in &rates {
+            for &to in &rates {
+                if from == to {
+                    continue;
+                }
+                let g = gcd(u64::from(from), u64::from(to));
+                assert!((u64::from(from) + u64::from(to)) / g <= MAX_FFT_RATIO_TERMS);
+                for quality in [ResampleQuality::Medium, ResampleQuality::High] {
+                    let (chunk, sub_chunks) = quality.fft_geometry(from, g);
+                    let unit = (u64::from(from) / g) as usize;
+                    let sub = chunk / sub_chunks;
+                    let case = format!("{from} -> {to} {quality:?}: {chunk} in {sub_chunks}");
+                    assert_eq!(chunk % sub_chunks, 0, "{case}");
+                    assert_eq!(sub % unit, 0, "{case}");
+                    assert!((sub / unit).is_power_of_two(), "{case}");
+                    // Never longer than the quality's block, unless one unit is.
+                    assert!(chunk <= quality.chunk_frames(from) || sub == unit, "{case}");
+                    quality.build(from, to, 2).expect(&case);
+                }
+            }
+        }
+        // The live case: 16 → 48 kHz takes 256-frame blocks (transforms of 512 and 1536).
+        assert_eq!(
+            ResampleQuality::Medium.fft_geometry(16_000, 16_000),
+            (256, 1)
+        );
+        assert_eq!(ResampleQuality::High.fft_geometry(16_000, 8_000), (512, 1));
+    }
 }
