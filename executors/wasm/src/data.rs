@@ -122,6 +122,20 @@ pub(crate) fn audio_input(
     })
 }
 
+/// [`audio_input`] as it enters the engine from the caller: checked as the core checks a
+/// client's item (finite samples, whole frames).
+pub(crate) fn checked_audio_input(
+    samples: Vec<f32>,
+    sample_rate: &JsValue,
+    channels: &JsValue,
+    timestamp_us: &JsValue,
+    stream_id: &JsValue,
+) -> Result<RuntimeData, JsValue> {
+    audio_input(samples, sample_rate, channels, timestamp_us, stream_id)?
+        .checked()
+        .map_err(|e| crate::js_error(&e))
+}
+
 fn audio_from(value: &JsValue, samples: &Float32Array) -> Result<RuntimeData, JsValue> {
     audio_input(
         samples.to_vec(),

@@ -19,7 +19,7 @@
 mod data;
 pub mod python;
 
-use data::{audio_input, from_output, set, to_data};
+use data::{checked_audio_input, from_output, set, to_data};
 use futures::future::BoxFuture;
 use js_sys::{Object, Promise, Reflect};
 use remotemedia_runtime_core::data::RuntimeData;
@@ -175,8 +175,7 @@ impl Recording {
         block_frames: &JsValue,
         what: &str,
     ) -> Result<Self, JsValue> {
-        let audio = audio_input(samples, sample_rate, channels, timestamp_us, stream_id)
-            .and_then(|data| data.checked().map_err(|e| js_error(&e)))?;
+        let audio = checked_audio_input(samples, sample_rate, channels, timestamp_us, stream_id)?;
         let block = data::whole_number(block_frames, "blockFrames", u32::MAX as f64)?;
         let RuntimeData::Audio {
             samples,
@@ -387,8 +386,8 @@ impl Session {
         timestamp_us: JsValue,
         stream_id: JsValue,
     ) -> Promise {
-        let input = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
-            .and_then(|data| data.checked().map_err(|e| js_error(&e)));
+        let input =
+            checked_audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id);
         let session = Rc::clone(&self.inner);
         future_to_promise(async move {
             session
@@ -409,8 +408,8 @@ impl Session {
         timestamp_us: JsValue,
         stream_id: JsValue,
     ) -> Promise {
-        let input = audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id)
-            .and_then(|data| data.checked().map_err(|e| js_error(&e)));
+        let input =
+            checked_audio_input(samples, &sample_rate, &channels, &timestamp_us, &stream_id);
         self.process_input(input)
     }
 
